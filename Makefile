@@ -1,0 +1,37 @@
+# cnnzoo: every target bootstraps .venv from scratch when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test test-fast bench readme clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m cnnzoo demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow'
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/bench_analyzer.py
+
+readme: $(STAMP)
+	$(PY) tools/update_readme.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

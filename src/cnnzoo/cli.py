@@ -1,0 +1,173 @@
+"""The ``cnnzoo`` command line: ``list``, ``info`` here; other subsystems add their own subcommands.
+
+A subsystem module listed in ``_COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its subparsers and
+sets ``func=callable(args) -> int`` on each. User mistakes raise :class:`cnnzoo.errors.UserError`; ``main`` prints them as one line on stderr and returns 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+from .registry import list_families, list_models, model_info
+
+_COMMAND_MODULES = (
+    "cnnzoo.analysis.commands",
+    "cnnzoo.training.commands",
+    "cnnzoo.evaluation.commands",
+)
+
+
+def _fmt_count(n: float | int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.4g}"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.family and args.family not in list_families():
+        import difflib
+
+        close = difflib.get_close_matches(args.family, list_families(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; families: {', '.join(list_families())}"
+        raise UserError(f"unknown family {args.family!r}{hint}")
+    names = list_models(args.pattern, family=args.family)
+    if not names:
+        raise UserError(f"no model matches {args.pattern!r}" + (f" in family {args.family!r}" if args.family else ""))
+    if args.format == "markdown":
+        print(markdown_table(names))
+        return 0
+    rows = [("name", "family", "input", "classes", "params", "torchvision-compatible")]
+    for name in names:
+        info = model_info(name)
+        c, h, w = info.input_size
+        rows.append((name, info.family, f"{c}x{h}x{w}", str(info.num_classes), f"{info.params:,}", info.torchvision or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * width for width in widths))
+    print(f"\n{len(names)} models")
+    return 0
+
+
+def markdown_table(names: list[str]) -> str:
+    """The README's table of networks: exact counts and every documented deviation."""
+    lines = [
+        "| name | family | input (CxHxW) | classes | exact params | loads torchvision | deviations from the paper |",
+        "|---|---|---|---|---:|---|---|",
+    ]
+    for name in names:
+        info = model_info(name)
+        c, h, w = info.input_size
+        deviations = "; ".join(d.replace("|", "/") for d in info.deviations) or "none"
+        tv = f"`{info.torchvision}`" if info.torchvision else ""
+        lines.append(
+            f"| `{name}` | {info.family} | {c}x{h}x{w} | {info.num_classes} | {info.params:,} | {tv} | {deviations} |"
+        )
+    return "\n".join(lines)
+
+
+def describe(name: str) -> str:
+    """A readable, multi-line description of a registered model (what ``cnnzoo info`` prints)."""
+    info = model_info(name)
+    c, h, w = info.input_size
+    lines = [
+        f"{info.name}  ({info.family})",
+        f"  paper:        {info.paper}",
+    ]
+    if info.description:
+        lines.append(f"  what:         {info.description}")
+    lines += [
+        f"  input:        {c}x{h}x{w} (smallest accepted side: {info.test_size})",
+        f"  classes:      {info.num_classes}",
+        f"  params:       {info.params:,} (exact, this build)",
+    ]
+    if info.paper_params is not None:
+        lines.append(f"  paper params: {_fmt_count(info.paper_params)}  [{info.paper_params_source}]")
+    if info.paper_macs is not None:
+        lines.append(f"  paper MACs:   {_fmt_count(info.paper_macs)}  [{info.paper_macs_source}] (FLOPs = 2 x MACs)")
+    if info.torchvision:
+        lines.append(f"  loads torchvision weights of: torchvision.models.{info.torchvision}")
+    if info.recipe:
+        lines.append(f"  default recipe: {info.recipe}")
+    if info.results:
+        lines.append("  paper results:")
+        lines += [f"    {r.metric} = {r.value:g} on {r.dataset}  [{r.source}]" for r in info.results]
+    if info.deviations:
+        lines.append("  deviations from the paper:")
+        lines += [f"    - {d}" for d in info.deviations]
+    else:
+        lines.append("  deviations from the paper: none")
+    return "\n".join(lines)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    print(describe(args.name))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _cmd_list(argparse.Namespace(pattern="*", family=None, format="table"))
+    print()
+    print(describe("alexnet"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnzoo",
+        description="The classic CNN architectures of CS231n lecture 9: paper-exact models, "
+        "layer-by-layer analysis, and training with the papers' recipes.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the registered networks", description="List the registered networks.")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*' (default: all)")
+    p.add_argument("--family", help="only this family, e.g. resnet, vgg, densenet")
+    p.add_argument("--format", choices=("table", "markdown"), default="table",
+                   help="table (default) or the README's markdown table with every deviation")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="describe one network", description="Describe one registered network: "
+                       "paper, input size, exact parameter count, paper results and deviations.")
+    p.add_argument("name", help="a registered model name (see `cnnzoo list`)")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="the main job (what `make demo` runs)", description="The main job: "
+                       "what `make demo` runs on a fresh clone.")
+    p.set_defaults(func=_cmd_demo)
+
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # that subsystem is not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"cnnzoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

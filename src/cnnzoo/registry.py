@@ -1,0 +1,153 @@
+"""The model registry: a registered name builds the paper's network.
+
+A family module registers each of its names once, with the exact parameter count the build must have and the
+numbers its paper reports. Tests are generated from this table, so registering a model is enough to get it
+forward/backward/parameter-count tested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One number a paper (or its official code) reports, with where it comes from."""
+
+    metric: str  # e.g. "top5_error_pct", "top1_error_pct", "params", "macs"
+    value: float
+    dataset: str  # e.g. "ImageNet-2012 val, 10-crop", "CIFAR-10 test (+aug)"
+    source: str  # e.g. "He et al. 2016, Table 6"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What cnnzoo knows about one registered network.
+
+    ``params`` is the exact number of trainable parameters this build has at ``num_classes`` classes and 3 input
+    channels (batch-norm running statistics excluded). The test suite asserts it.
+    """
+
+    name: str
+    family: str
+    paper: str  # citation, e.g. "He, Zhang, Ren, Sun. Deep Residual Learning... CVPR 2016 (arXiv:1512.03385)"
+    input_size: tuple[int, int, int]  # (C, H, W) the paper uses
+    num_classes: int
+    params: int  # exact count of this build at num_classes (asserted by the tests)
+    description: str = ""
+    min_size: int | None = None  # smallest H = W the network accepts; None means input_size's H
+    paper_params: float | None = None  # as the paper reports it (often rounded), with paper_params_source
+    paper_params_source: str | None = None
+    paper_macs: float | None = None  # multiply-adds (1 MAC = 1 multiply + 1 add; FLOPs = 2 x MACs)
+    paper_macs_source: str | None = None
+    results: tuple[PaperResult, ...] = ()
+    deviations: tuple[str, ...] = ()  # every documented difference from the paper
+    torchvision: str | None = None  # name of the torchvision builder whose state dicts this variant loads
+    recipe: str | None = None  # name of the default training recipe
+    aux_outputs: int = 0  # extra outputs returned in training mode (GoogLeNet's auxiliary heads)
+    slow: bool = False  # deep/large: the tests mark it slow (it still runs in `make test`)
+    tags: tuple[str, ...] = ()
+
+    @property
+    def test_size(self) -> int:
+        """The smallest valid square input side: what the tests use."""
+        return self.min_size if self.min_size is not None else self.input_size[1]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., nn.Module]
+    info: ModelInfo
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    torchvision_key_map: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(
+    builder: Callable[..., nn.Module],
+    info: ModelInfo,
+    *,
+    torchvision_key_map: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Register ``info.name``: ``builder(num_classes=..., in_channels=..., **kwargs, **overrides)`` builds it.
+
+    ``torchvision_key_map`` turns a torchvision state dict into this model's keys (torchvision-compatible variants).
+    """
+    if info.name in _REGISTRY:
+        raise ValueError(f"model {info.name!r} is already registered")
+    _REGISTRY[info.name] = _Entry(builder, info, dict(kwargs), torchvision_key_map)
+
+
+def _entry(name: str) -> _Entry:
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnzoo list`"
+        raise UnknownNameError(f"unknown model {name!r}{hint}") from None
+
+
+def _load_families() -> None:
+    from . import models  # noqa: F401  (importing the family modules registers them)
+
+
+def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
+    """Registered names matching the fnmatch ``pattern`` (and ``family``, if given), sorted."""
+    _load_families()
+    return sorted(
+        name
+        for name, entry in _REGISTRY.items()
+        if fnmatch.fnmatchcase(name, pattern) and (family is None or entry.info.family == family)
+    )
+
+
+def list_families() -> list[str]:
+    _load_families()
+    return sorted({entry.info.family for entry in _REGISTRY.values()})
+
+
+def model_info(name: str) -> ModelInfo:
+    return _entry(name).info
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_channels: int = 3,
+    weights: Any = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build the registered network ``name``.
+
+    Args:
+        num_classes: classifier outputs (default: the paper's, ``model_info(name).num_classes``).
+        in_channels: input image channels.
+        weights: a path (``.safetensors``, or a ``.pth``/``.pt`` read with ``weights_only=True``) or a state dict;
+            either a cnnzoo checkpoint or, for torchvision-compatible variants, a torchvision state dict.
+        overrides: keyword options of the family's class (e.g. ``drop_path_rate``, ``dropout``).
+    """
+    entry = _entry(name)
+    kwargs = {**entry.kwargs, **overrides}
+    model = entry.builder(
+        num_classes=entry.info.num_classes if num_classes is None else num_classes,
+        in_channels=in_channels,
+        **kwargs,
+    )
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights, torchvision_key_map=entry.torchvision_key_map, name=name)
+    return model
