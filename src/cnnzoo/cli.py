@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"cnnzoo: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `cnnzoo summary vgg16 | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("cnnzoo: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,175 @@
+"""Shape functions for the hot ops whose stock meta kernels are slow Python (0.1-2 ms a call).
+
+PyTorch's meta kernels for batch norm, layer norm, elementwise ops, ``mean``, ``cat`` and ``addmm`` run Python
+reference implementations (batch norm in training mode: ~2 ms a call on this machine), which would make the
+analyzer 10x slower on BN and DenseNet models. Each function here returns the same outputs (shape, strides, dtype)
+as the stock kernel for the common case, and ``None`` (meaning "run the stock kernel") for anything else: mixed
+dtypes, broadcasting, non-dense layouts. ``tests/test_analysis.py`` checks them against the stock kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+aten = torch.ops.aten
+_META = torch.device("meta")
+_REDUCED = (torch.float16, torch.bfloat16)
+_NUMBER = (int, float, bool, type(None), str)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def _like(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    return torch.empty_strided(t.shape, t.stride(), dtype=dtype or t.dtype, device=_META)
+
+
+def _contiguous(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=_META)
+
+
+def _elementwise(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """Same-shape, same-dtype floating tensors with number arguments: the output is laid out like the input."""
+    first: torch.Tensor | None = None
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            if first is None:
+                if not a.is_floating_point() or not _dense(a):
+                    return None
+                first = a
+            elif a.shape != first.shape or a.stride() != first.stride() or a.dtype != first.dtype:
+                return None
+        elif not isinstance(a, _NUMBER):
+            return None
+    return None if first is None else _like(first)
+
+
+def _inplace(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``x.add_(y)`` and friends with ``y`` of ``x``'s shape and dtype (or a number): the result is ``x`` itself.
+
+    Integer ``x`` (batch norm's ``num_batches_tracked += 1``) only with integer numbers: a float would be an error.
+    """
+    x = args[0]
+    floating = x.is_floating_point()
+    for a in (*args[1:], *kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            if a.shape != x.shape or a.dtype != x.dtype:
+                return None
+        elif not isinstance(a, _NUMBER) or (not floating and isinstance(a, float)):
+            return None
+    return x
+
+
+def _empty(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``torch.empty(size, dtype=..., device="meta")``, contiguous (batch norm's reserve tensor, among others)."""
+    device = kwargs.get("device")
+    if len(args) != 1 or device is None or torch.device(device).type != "meta":
+        return None
+    if kwargs.get("layout") not in (None, torch.strided) or kwargs.get("pin_memory"):
+        return None
+    if kwargs.get("memory_format") not in (None, torch.contiguous_format, torch.preserve_format):
+        return None
+    return _contiguous(args[0], kwargs.get("dtype") or torch.get_default_dtype())
+
+
+def _batch_norm(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, ...] | None:
+    x = args[0]
+    training = args[5] if len(args) > 5 else kwargs.get("training")
+    if kwargs or not isinstance(training, bool) or not x.is_floating_point() or not _dense(x) or x.dim() < 2:
+        return None
+    stats = (x.shape[1] if training else 0,)  # evaluation mode returns empty statistics (as the CPU kernel does)
+    stat_dtype = torch.float32 if x.dtype in _REDUCED else x.dtype
+    return _like(x), _contiguous(stats, stat_dtype), _contiguous(stats, stat_dtype)
+
+
+def _layer_norm(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, ...] | None:
+    x, normalized = args[0], args[1]
+    if kwargs or not x.is_floating_point() or not x.is_contiguous():
+        return None
+    axis = x.dim() - len(normalized)
+    stat_shape = (*x.shape[:axis], *([1] * len(normalized)))
+    stat_dtype = torch.float32 if x.dtype in _REDUCED else x.dtype
+    return _like(x), _contiguous(stat_shape, stat_dtype), _contiguous(stat_shape, stat_dtype)
+
+
+def _mean_dim(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    x = args[0]
+    dims = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if set(kwargs) - {"dim", "keepdim"} or not x.is_floating_point() or not x.is_contiguous() or not dims:
+        return None
+    reduced = {d % x.dim() for d in dims}
+    shape = [1 if i in reduced else s for i, s in enumerate(x.shape) if keepdim or i not in reduced]
+    return _contiguous(shape, x.dtype)
+
+
+def _cat(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    tensors = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if set(kwargs) - {"dim"} or not tensors:
+        return None
+    first = tensors[0]
+    dim = dim % first.dim() if first.dim() else 0
+    size = 0
+    for t in tensors:
+        if t.dtype != first.dtype or t.dim() != first.dim() or t.dim() == 0 or not t.is_contiguous():
+            return None
+        if any(t.shape[i] != first.shape[i] for i in range(t.dim()) if i != dim):
+            return None
+        size += t.shape[dim]
+    shape = list(first.shape)
+    shape[dim] = size
+    return _contiguous(shape, first.dtype)
+
+
+def _addmm(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    bias, a, b = args[0], args[1], args[2]
+    if kwargs or not (bias.dtype == a.dtype == b.dtype) or a.dim() != 2 or b.dim() != 2 or bias.dim() > 2:
+        return None
+    return _contiguous((a.shape[0], b.shape[1]), a.dtype)
+
+
+def _empty_like(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    x = args[0]
+    if len(args) > 1 or any(v is not None and v != torch.preserve_format for v in kwargs.values()) or not _dense(x):
+        return None
+    return _like(x)
+
+
+def _dropout(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    x = args[0]
+    if kwargs or not x.is_floating_point() or not _dense(x):
+        return None
+    return _like(x), _like(x, torch.bool)
+
+
+_ELEMENTWISE = (
+    aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar, aten.mul.Scalar,
+    aten.relu.default, aten.sigmoid.default, aten.tanh.default, aten.gelu.default, aten.silu.default,
+    aten.hardtanh.default, aten.leaky_relu.default, aten.elu.default, aten.hardswish.default,
+    aten.hardsigmoid.default, aten.pow.Tensor_Scalar, aten.sqrt.default, aten.rsqrt.default, aten.exp.default,
+    aten.neg.default, aten.clamp.default, aten.clamp_min.default,
+)  # fmt: skip
+
+_INPLACE = (
+    aten.add_.Tensor, aten.sub_.Tensor, aten.mul_.Tensor, aten.div_.Tensor, aten.add_.Scalar, aten.mul_.Scalar,
+    aten.div_.Scalar, aten.relu_.default, aten.hardtanh_.default, aten.clamp_.default, aten.clamp_min_.default,
+    aten.sigmoid_.default, aten.leaky_relu_.default,
+)  # fmt: skip
+
+FAST: dict[Any, Callable[[Sequence[Any], dict[str, Any]], Any]] = {op: _elementwise for op in _ELEMENTWISE}
+FAST.update({op: _inplace for op in _INPLACE})
+FAST.update({
+    aten.native_batch_norm.default: _batch_norm,
+    aten.native_layer_norm.default: _layer_norm,
+    aten.mean.dim: _mean_dim,
+    aten.cat.default: _cat,
+    aten.addmm.default: _addmm,
+    aten.empty_like.default: _empty_like,
+    aten.empty.memory_format: _empty,
+    aten.native_dropout.default: _dropout,
+})  # fmt: skip

@@ -1,0 +1,378 @@
+"""The engine: run a model on the meta device under a dispatch-level interceptor and record every aten op.
+
+Nothing the size of the input is ever allocated: the model runs on a *meta* copy (shapes, strides and dtypes, no
+data; :mod:`.meta_copy`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never touched.
+
+Attribution: wrappers around ``forward`` of every module of the copy (instance attributes: cheaper than hooks, which
+send every call down ``Module._call_impl``'s slow path) keep a stack of module calls. An op belongs to the innermost
+module running. A *leaf* module (no children) gets one row per call; ops a container runs itself (``torch.cat``,
+``+``, ``torch.flatten`` in its ``forward``) form a row of that container per uninterrupted run of them.
+
+Speed: shape inference for some ops on meta goes through slow Python meta kernels (batch norm: 1-2 ms a call).
+The hot ones have direct shape functions (:mod:`.fast_meta`); every other op whose schema says it returns fresh
+tensors (no aliasing, no mutation) is memoised per call signature (op, argument shapes/strides/dtypes, scalar
+arguments): a repeated signature gets new empty meta tensors of the recorded shapes without running the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from . import counts
+from . import receptive_field as rf_mod
+from .fast_meta import FAST
+
+_META = torch.device("meta")
+_UNCACHEABLE = object()
+_Tensor = torch.Tensor
+
+
+class OpRow:
+    """What one leaf-module call (or one run of a container's own ops) did, filled in during the pass."""
+
+    __slots__ = ("key", "module", "leaf", "ops", "macs", "extra_flops", "uncounted", "output", "in_shape", "spec")
+
+    def __init__(self, key: tuple[str, int, int], module: nn.Module, leaf: bool) -> None:
+        self.key = key  # (module path, call number, segment number; 0 for a leaf)
+        self.module = module
+        self.leaf = leaf
+        self.ops: list[str] = []
+        self.macs = 0
+        self.extra_flops: dict[str, int] = {}
+        self.uncounted: list[str] = []
+        self.output: Any = None
+        self.in_shape: tuple[int, ...] | None = None
+        self.spec: tuple[Any, ...] | None = None  # the row's defining op: ("conv", kh, kw, cin_per_group, cout), ...
+
+
+class _Frame:
+    __slots__ = ("module", "path", "call", "leaf", "segment", "row")
+
+    def __init__(self, module: nn.Module, path: str, call: int, leaf: bool) -> None:
+        self.module = module
+        self.path = path
+        self.call = call
+        self.leaf = leaf
+        self.segment = 0
+        self.row: OpRow | None = None
+
+
+def _spec(op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+    if op in counts.CONV_OPS:
+        w = args[1]
+        if w.dim() == 4:
+            return ("conv", w.shape[2], w.shape[3], w.shape[1], w.shape[0])
+        return ("conv", *w.shape[2:], w.shape[1], w.shape[0])
+    if op in ("addmm", "mm"):
+        b = args[2] if op == "addmm" else args[1]
+        return ("fc", b.shape[0], b.shape[1])
+    if op in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
+        k = args[1] if len(args) > 1 else kwargs["kernel_size"]
+        k = list(k) if isinstance(k, (list, tuple)) else [k]
+        return ("pool", "avg" if op == "avg_pool2d" else "max", k[0], k[-1])
+    return None
+
+
+class Interceptor(TorchDispatchMode):
+    """Records, per row, every aten op the model runs: MACs, extra FLOPs, unknown ops, receptive fields.
+
+    It wraps ``forward`` of every module in ``modules`` (of a clone the caller owns: wrappers are instance
+    attributes, cheaper than hooks, removed by :meth:`close`). Use it as a context manager around ``model(x)``; call
+    :meth:`begin` before each pass. With ``collect=False`` it only tracks the module stack (for
+    :meth:`current_key`) and serves fast meta kernels.
+    """
+
+    def __init__(self, modules: list[tuple[str, nn.Module]], *, cache: dict[Any, Any] | None = None) -> None:
+        super().__init__()
+        self.collect = True
+        self.cache: dict[Any, Any] = {} if cache is None else cache
+        self.rows: list[OpRow] = []
+        self.stack: list[_Frame] = []
+        self.calls: dict[int, int] = {}
+        self.ran: set[int] = set()
+        self.fields: dict[int, rf_mod.Field] = {}
+        self.alive: list[Any] = []  # keeps every traced tensor alive, so ids and storage keys stay unique
+        self.rf_unknown: dict[str, int] = {}
+        self.uncounted: dict[str, int] = {}
+        self._names: dict[Any, str] = {}
+        self._fresh: dict[Any, bool] = {}
+        self._wrapped: list[nn.Module] = []
+        for path, module in modules:
+            self._wrap(module, path, len(module._modules) == 0)
+
+    def _wrap(self, module: nn.Module, path: str, leaf: bool) -> None:
+        forward = module.forward
+        enter, leave = self._enter, self._leave
+
+        def traced_forward(*args: Any, **kwargs: Any) -> Any:
+            frame = enter(module, path, leaf)
+            out = forward(*args, **kwargs)
+            leave(frame, out)
+            return out
+
+        module.__dict__["forward"] = traced_forward
+        self._wrapped.append(module)
+
+    def close(self) -> None:
+        """Remove the ``forward`` wrappers (they reference this object)."""
+        for module in self._wrapped:
+            module.__dict__.pop("forward", None)
+        self._wrapped.clear()
+
+    def begin(self, *, collect: bool) -> None:
+        """Start a pass: call numbering restarts, so rows of different passes share keys."""
+        self.collect = collect
+        self.stack.clear()
+        self.calls.clear()
+
+    # ---- module attribution -------------------------------------------------------------------------------------
+    def _enter(self, module: nn.Module, path: str, leaf: bool) -> _Frame:
+        stack = self.stack
+        if stack:
+            parent = stack[-1]
+            parent.segment += 1
+            if not parent.leaf:
+                parent.row = None
+        key = id(module)
+        call = self.calls[key] = self.calls.get(key, 0) + 1
+        frame = _Frame(module, path, call, leaf)
+        if leaf and self.collect:
+            frame.row = row = OpRow((path, call, 0), module, True)
+            self.rows.append(row)
+        stack.append(frame)
+        return frame
+
+    def _leave(self, frame: _Frame, output: Any) -> None:
+        stack = self.stack
+        stack.pop()
+        self.ran.add(id(frame.module))
+        if frame.leaf and frame.row is not None:
+            frame.row.output = output
+        if stack:
+            parent = stack[-1]
+            parent.segment += 1
+            if not parent.leaf:
+                parent.row = None
+
+    def current_key(self) -> tuple[str, int, int]:
+        if not self.stack:
+            return ("", 1, 0)
+        frame = self.stack[-1]
+        return (frame.path, frame.call, 0 if frame.leaf else frame.segment)
+
+    def _current_row(self) -> OpRow:
+        if not self.stack:  # an op outside any module call (cannot happen through model(x)); keep it visible
+            self.stack.append(_Frame(nn.Module(), "", 1, False))
+        frame = self.stack[-1]
+        row = frame.row
+        if row is None:
+            frame.row = row = OpRow((frame.path, frame.call, frame.segment), frame.module, False)
+            self.rows.append(row)
+        return row
+
+    # ---- dispatch ---------------------------------------------------------------------------------------------
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = self._run(func, args, kwargs)
+        if self.collect:
+            self._record(func, args, kwargs, out)
+        return out
+
+    def _run(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        fast = FAST.get(func)
+        if fast is not None:
+            out = fast(args, kwargs)
+            if out is not None:
+                return out
+        fresh = self._fresh.get(func)
+        if fresh is None:
+            schema = func._schema
+            fresh = self._fresh[func] = (
+                not schema.is_mutable
+                and len(schema.returns) > 0
+                and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
+            )
+        if not fresh:
+            return func(*args, **kwargs)
+        key = _signature(func, args, kwargs)
+        try:
+            recorded = self.cache.get(key) if key is not None else _UNCACHEABLE
+        except TypeError:  # an unhashable argument
+            recorded = _UNCACHEABLE
+            key = None
+        if recorded is None:
+            out = func(*args, **kwargs)
+            self.cache[key] = _describe(out)
+            return out
+        if recorded is _UNCACHEABLE:
+            return func(*args, **kwargs)
+        if type(recorded) is list:
+            return tuple(_materialise(d) for d in recorded)
+        return _materialise(recorded)
+
+    def _record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        name = self._names.get(func)
+        if name is None:
+            name = self._names[func] = func._overloadpacket.__name__
+        row = self._current_row()
+        row.ops.append(name)
+        if not row.leaf:
+            row.output = out  # a container's run of ops outputs what its last op returns
+        if row.in_shape is None and args:
+            first = args[0]
+            if isinstance(first, (list, tuple)) and first and isinstance(first[0], torch.Tensor):
+                first = first[0]
+            if isinstance(first, torch.Tensor):
+                row.in_shape = tuple(first.shape)
+        cost = counts.op_cost(name, args, kwargs, out)
+        if cost is None:
+            row.uncounted.append(name)
+            self.uncounted[name] = self.uncounted.get(name, 0) + 1
+        else:
+            macs, extra = cost
+            if macs:
+                row.macs += macs
+                if row.spec is None:
+                    row.spec = _spec(name, args, kwargs)
+            for category, flops in extra.items():
+                row.extra_flops[category] = row.extra_flops.get(category, 0) + flops
+            if row.spec is None and name in counts.POOL_OPS:
+                row.spec = _spec(name, args, kwargs)
+        self._propagate(name, args, kwargs, out)
+
+    def _propagate(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        fields = self.fields
+        if isinstance(out, torch.Tensor):
+            outs = [out]
+        elif isinstance(out, (tuple, list)):
+            outs = [t for t in out if isinstance(t, torch.Tensor)]
+        else:
+            return
+        self.alive.extend(outs)
+        inputs = [f for f in (fields.get(id(t)) for t in _tensors(args)) if f is not None]
+        if kwargs:
+            inputs += [f for f in (fields.get(id(t)) for t in _tensors(kwargs.values())) if f is not None]
+        if not inputs:
+            return
+        for t in outs:
+            value, known = rf_mod.propagate(name, args, kwargs, t, inputs)
+            if not known:
+                self.rf_unknown[name] = self.rf_unknown.get(name, 0) + 1
+            fields[id(t)] = value
+
+    def seed(self, x: torch.Tensor) -> None:
+        """Mark ``x`` as the image: receptive field 1x1 (only for N x C x H x W inputs)."""
+        self.alive.append(x)
+        if x.dim() == 4:
+            self.fields[id(x)] = rf_mod.INPUT
+
+    def field_of(self, t: Any) -> rf_mod.Field | None:
+        return self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+
+
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
+    for v in values:
+        if isinstance(v, _Tensor):
+            yield v
+        elif (type(v) is list or type(v) is tuple) and v and type(v[0]) is not int:  # int lists: sizes, strides
+            for w in v:
+                if isinstance(w, _Tensor):
+                    yield w
+
+
+def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable description of a call: op, tensor shapes/strides/dtypes, everything else by value."""
+    key: list[Any] = [func]
+    append = key.append
+    for a in args:
+        if isinstance(a, _Tensor):
+            append((a.shape, a.stride(), a.dtype))
+        elif type(a) is list or type(a) is tuple:
+            if a and type(a[0]) is int:  # sizes, strides, paddings
+                append(tuple(a))
+            else:
+                append(tuple((b.shape, b.stride(), b.dtype) if isinstance(b, _Tensor) else b for b in a))
+        else:
+            append(a)
+    if kwargs:
+        for name, value in kwargs.items():
+            if isinstance(value, _Tensor):
+                append((name, value.shape, value.stride(), value.dtype))
+            elif isinstance(value, list):
+                return None
+            else:
+                append((name, value))
+    return tuple(key)
+
+
+def _describe_one(t: Any) -> Any:
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor) or not t.is_meta or t.storage_offset() != 0:
+        return _UNCACHEABLE
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        return _UNCACHEABLE
+    return (tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
+def _describe(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return _describe_one(out)
+    described = [_describe_one(t) for t in out]
+    return _UNCACHEABLE if any(d is _UNCACHEABLE for d in described) else described
+
+
+def _materialise(d: Any) -> torch.Tensor | None:
+    if d is None:
+        return None
+    shape, stride, dtype = d
+    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+
+
+def storage_key(t: torch.Tensor) -> int:
+    """Identity of ``t``'s storage (views share it). Valid while the tensors compared are alive."""
+    return t.untyped_storage()._cdata
+
+
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    return [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
+
+
+class SavedTensorCounter:
+    """``saved_tensors_hooks`` that add up, per row key, the bytes autograd keeps for backward.
+
+    Each storage is counted once (views and in-place results share their storage); storages of parameters,
+    buffers and the input batch are excluded (they exist anyway and are counted separately).
+    """
+
+    def __init__(self, key_fn: Callable[[], tuple[str, int, int]], exclude: set[int]) -> None:
+        self.key_fn = key_fn
+        self.seen = set(exclude)
+        self.bytes: dict[tuple[str, int, int], int] = {}
+        self.alive: list[torch.Tensor] = []
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        key = storage._cdata
+        if key not in self.seen:
+            self.seen.add(key)
+            row = self.key_fn()
+            self.bytes[row] = self.bytes.get(row, 0) + storage.nbytes()
+        self.alive.append(t)
+        return t
+
+    @staticmethod
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values())
