@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_analyzer.py
+	$(PY) benchmarks/bench_trainer.py
 
 readme: $(STAMP)
 	$(PY) tools/update_readme.py

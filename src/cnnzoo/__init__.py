@@ -1,0 +1,32 @@
+"""cnnzoo: the classic CNN architectures (CS231n lecture 9), paper-exact, analysable and trainable.
+
+Public API::
+
+    create_model(name, *, num_classes=None, in_channels=3, weights=None, **overrides) -> nn.Module
+    list_models(pattern="*", *, family=None) -> list[str]
+    model_info(name) -> ModelInfo
+    analyze(model_or_name, input_size=None, *, batch_size=1, dtype=torch.float32, optimizer="sgd") -> Report
+    train(model_or_name, *, data="digits", recipe=None, epochs=None, out=None, device="auto", ...) -> RunResult
+"""
+
+from .analysis import Report, analyze
+from .registry import ModelInfo, PaperResult, create_model, list_families, list_models, model_info
+from .training import train
+from .weights import WeightsError, load_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelInfo",
+    "PaperResult",
+    "Report",
+    "WeightsError",
+    "__version__",
+    "analyze",
+    "create_model",
+    "list_families",
+    "list_models",
+    "load_weights",
+    "model_info",
+    "train",
+]

@@ -1,0 +1,165 @@
+"""Checkpoints: written atomically, readable without running code.
+
+A run directory holds
+
+- ``last.safetensors`` / ``best.safetensors``: the weights, with the metadata needed to rebuild the model and its
+  input pipeline (model name and options, classes, input size, normalisation) under ``__metadata__``;
+- ``last.pt``: the whole training state (weights, optimizer, schedule, scaler, RNG, epoch, step, metrics history,
+  run config), made of tensors and plain Python data only, so ``torch.load(weights_only=True)`` reads it;
+- ``previous.pt``: the ``last.pt`` before the latest one (a fallback if ``last.pt`` is damaged).
+
+Every file is written to a temporary name in the same folder, flushed and fsynced, then renamed over the old one
+with ``os.replace`` (atomic on POSIX and Windows): a crash or kill at any moment leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+
+FORMAT = "cnnzoo-train-state"
+FORMAT_VERSION = 1
+WEIGHTS_FORMAT = "cnnzoo-weights"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read or does not fit; the message names the file."""
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """``write(file)`` into a temporary file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
+    """Weights as safetensors; ``metadata`` values are stored as JSON strings."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    meta = {"format": WEIGHTS_FORMAT, **{k: json.dumps(v) for k, v in metadata.items()}}
+    try:
+        blob = save(tensors, metadata=meta)
+    except RuntimeError:  # tensors sharing memory (tied weights): safetensors wants separate copies
+        blob = save({k: v.clone() for k, v in tensors.items()}, metadata=meta)
+    atomic_write(path, lambda f: f.write(blob))
+
+
+def read_weights_metadata(path: Path) -> dict[str, Any]:
+    """The JSON-decoded ``__metadata__`` of a cnnzoo safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    return {k: (v if k == "format" else json.loads(v)) for k, v in raw.items()}
+
+
+def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = True) -> None:
+    """The training state, atomically; the file it replaces is kept as ``previous.pt`` first."""
+    path = Path(path)
+    if keep_previous and path.exists():
+        previous = path.with_name("previous.pt")
+        tmp = previous.with_name(f".{previous.name}.tmp-{os.getpid()}")
+        try:
+            os.link(path, tmp)  # a second name for the same, complete file: no copy, no window
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, previous)
+    atomic_write(path, lambda f: torch.save(dict(state), f))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """A training state written by :func:`save_state`, read with ``weights_only=True`` (no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a loadable cnnzoo checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a cnnzoo training checkpoint")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer cnnzoo (format {state['format_version']})")
+    return state
+
+
+def find_resume_state(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """``last.pt`` of a run directory (or a .pt path); if it is damaged, ``previous.pt`` with a warning."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return run_dir, load_state(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume {run_dir}: no such run directory")
+    last, previous = run_dir / "last.pt", run_dir / "previous.pt"
+    try:
+        return last, load_state(last)
+    except CheckpointError as exc:
+        if not previous.is_file():
+            raise
+        warnings.warn(f"{exc}; resuming from {previous} instead", stacklevel=2)
+        return previous, load_state(previous)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    import random
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        random.setstate((3, tuple(state["python"]), None))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])

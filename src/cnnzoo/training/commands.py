@@ -1,0 +1,117 @@
+"""``cnnzoo train MODEL ...`` and ``cnnzoo recipes [NAME]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .recipes import RECIPES, get_recipe, list_recipes
+
+_EPILOG = """\
+data:
+  digits              scikit-learn's 8x8 digits (1,797 images, offline; the default)
+  synthetic[:N]       N random images of the model's input size (smoke tests, benchmarks)
+  cifar10:PATH        CIFAR-10 python batches in PATH (or PATH/cifar-10-batches-py); --download when online
+  cifar100:PATH       CIFAR-100 python batches (PATH or PATH/cifar-100-python)
+  PATH                an image folder: PATH/train/<class>/*, PATH/val/<class>/*, or PATH/<class>/* split by
+                      --val-fraction (fixed seed)
+
+examples:
+  cnnzoo train resnet20 --data digits --recipe quick --image-size 16
+  cnnzoo train resnet56 --data cifar10:~/data --out runs/r56
+  cnnzoo train resnet20 --data ~/photos --set lr=0.05 milestones_epochs=30,60 --epochs 90
+  cnnzoo train --resume runs/r56
+"""
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network with its paper's recipe",
+        description="Train a registered network with the recipe its paper used (see `cnnzoo recipes`). Writes "
+        "metrics.jsonl, summary.json, config.json, confusion_matrix.csv and checkpoints (last/best .safetensors, "
+        "last.pt) to --out.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", help="a registered model name (see `cnnzoo list`); optional with --resume")
+    p.add_argument("--data", help="digits (default) | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH")
+    p.add_argument("--recipe", help="a recipe name (default: the model's own; see `cnnzoo recipes`)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="override recipe fields, e.g. --set lr=0.05 milestones_epochs=30,60 nesterov=true")
+    p.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's length)")
+    p.add_argument("--batch-size", type=int, help="same as --set batch_size=N")
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the model's)")
+    p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision (default: bf16 on CUDA, off on CPU)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="validation share of a single-tree folder or "
+                   "digits (default 0.2)")
+    p.add_argument("--download", action="store_true", help="download CIFAR with torchvision when it is missing")
+    p.add_argument("--workers", type=int, help="image-folder decoding processes (default: CPU count - 1, max 8)")
+    p.add_argument("--no-checkpoints", dest="checkpoints", action="store_false", help="write no checkpoints")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only on a terminal)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from .trainer import TrainingInterrupted, train
+
+    if args.model is None and args.resume is None:
+        raise UserError("train: name a model (see `cnnzoo list`) or --resume a run directory")
+    try:
+        result = train(
+            args.model, data=args.data, recipe=args.recipe, overrides=args.overrides, epochs=args.epochs,
+            batch_size=args.batch_size, image_size=args.image_size, out=args.out, device=args.device, seed=args.seed,
+            amp=args.amp, channels_last=args.channels_last, compile=args.compile, resume=args.resume,
+            val_fraction=args.val_fraction, download=args.download, workers=args.workers,
+            checkpoints=args.checkpoints, progress=args.progress,
+        )
+    except TrainingInterrupted as exc:
+        print(f"cnnzoo: {exc}", file=sys.stderr)
+        return exc.exit_code
+    s = result.summary
+    print(f"{s['model']} on {s['data']}: val top-1 {s['final_val_top1']:.2f}% (best {s['best_val_top1']:.2f}% at "
+          f"epoch {s['best_epoch']}), top-5 {s['final_val_top5']:.2f}%, {s['train_seconds']:.1f} s training, "
+          f"{s['images_per_s']:,.0f} img/s -> {result.out}")
+    return 0
+
+
+def recipe_table() -> str:
+    rows = [("name", "length", "batch", "lr", "schedule", "wd", "augment")]
+    for name in list_recipes():
+        r = RECIPES[name]
+        length = f"{r.iterations:,} it" if r.iterations else f"{r.epochs} ep"
+        schedule = r.schedule + (" nesterov" if r.nesterov else "")
+        rows.append((name, length, str(r.batch_size), f"{r.lr:g}", schedule, f"{r.weight_decay:g}", r.augment))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    if args.name is None:
+        print(recipe_table())
+        return 0
+    recipe = get_recipe(args.name)
+    for key, value in recipe.to_dict().items():
+        if key != "source":
+            print(f"  {key:<24}{value}")
+    print(f"  source: {recipe.source}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_train(sub)
+    p = sub.add_parser("recipes", help="list the training recipes (or show one)",
+                       description="The papers' training recipes; every field can be overridden with --set.")
+    p.add_argument("name", nargs="?", help="show every field of this recipe and its source")
+    p.set_defaults(func=_cmd_recipes)

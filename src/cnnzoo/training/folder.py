@@ -1,0 +1,136 @@
+"""Image-folder data: ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``, or ``PATH/<class>/*`` split by a fraction.
+
+Files are decoded by PIL through torchvision (JPEG incl. CMYK, PNG incl. palette/16-bit, GIF, WebP, BMP, TIFF,
+PPM/PGM) and converted to the model's channels. Hidden files (``.DS_Store``, ``._x.jpg``) and non-image extensions
+are ignored; files whose header no decoder understands are skipped, counted and reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import UserError
+from .augment import Geometry, crop_boxes, resize_center_crop, rng
+from .data import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, class_folder_names, to_channels
+from .data import stratified_split, warn_skipped
+
+
+def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed: int) -> Data:
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        raise UserError(f"--data {spec}: not 'digits', 'synthetic', 'cifar10:PATH', 'cifar100:PATH' or a folder")
+    skipped: list[str] = []
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes = class_folder_names(root / "train")
+        train = _scan(root / "train", classes, skipped)
+        extra = sorted(set(class_folder_names(root / "val")) - set(classes))
+        if extra:
+            raise UserError(f"{root / 'val'}: classes {', '.join(extra)} are not in {root / 'train'}")
+        val = _scan(root / "val", classes, skipped)
+    else:
+        classes = class_folder_names(root)
+        every = _scan(root, classes, skipped)
+        train_idx, val_idx = stratified_split(torch.tensor(every.labels), val_fraction, split_seed)
+        train = FileSource([every.paths[i] for i in train_idx], [every.labels[i] for i in train_idx])
+        val = FileSource([every.paths[i] for i in val_idx], [every.labels[i] for i in val_idx])
+    if not classes:
+        raise UserError(f"{root}: no class folders (expected {root}/<class>/<image> or {root}/train/<class>/...)")
+    if len(train) == 0:
+        raise UserError(f"{root}: no readable images")
+    warn_skipped(skipped)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ((0.449,), (0.226,))
+    return Data(str(root), tuple(classes), train, val, in_channels, mean, std, skipped)
+
+
+def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
+    """Every image file under ``root/<class>/`` (recursively), sorted; unreadable ones go to ``skipped``."""
+    from PIL import Image
+
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                continue  # .DS_Store, ._name.jpg (AppleDouble), .git/
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                with Image.open(path) as im:  # reads the header only
+                    im.size  # noqa: B018
+            except Exception:  # unidentified, truncated header, decompression bomb, permission
+                skipped.append(str(path))
+                continue
+            paths.append(str(path))
+            labels.append(label)
+    return FileSource(paths, labels)
+
+
+def decode_image_file(path: str, channels: int) -> torch.Tensor:
+    """uint8 (channels, H, W) through PIL and torchvision's ``pil_to_tensor``; EXIF orientation applied.
+
+    PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16/32-bit grayscale keeps its high byte
+    (PIL would saturate it). torchvision.io's decoders are deprecated as of torchvision 0.29, so they are not used.
+    """
+    from PIL import Image, ImageOps
+    from torchvision.transforms.functional import pil_to_tensor
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I"):  # I;16, I;16B, I (32-bit): scale 0..65535 to 0..255
+                pixels = np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8
+                img = torch.from_numpy(pixels.astype(np.uint8))[None]
+            else:
+                img = pil_to_tensor(im.convert("RGB" if channels == 3 else "L"))
+    except Exception as exc:  # truncated data, unsupported mode, bomb
+        raise UserError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    return to_channels(img, channels)
+
+
+def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
+    """One uint8 image -> augmented uint8 (C, size, size); the per-sample twin of ``augment_batch``."""
+    from torchvision.transforms.v2 import functional as TF
+
+    flip = geo.flip and bool(torch.rand(1, generator=gen) < 0.5)
+    if geo.policy == "pad_crop":
+        img = TF.resize(img, [geo.size, geo.size], antialias=True)
+        padding_mode = "constant" if geo.pad_mode == "zeros" else "reflect"
+        img = TF.pad(img, [geo.pad] * 4, padding_mode=padding_mode)
+        top, left = torch.randint(0, 2 * geo.pad + 1, (2,), generator=gen).tolist()
+        img = img[:, top : top + geo.size, left : left + geo.size]
+    elif geo.policy == "none":
+        img = resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8)
+    else:
+        box, _ = crop_boxes(geo, 1, img.shape[-2], img.shape[-1], gen)
+        top, left, h, w = (max(1, round(v)) if i > 1 else round(v) for i, v in enumerate(box[0].tolist()))
+        img = TF.resized_crop(img, top, left, h, w, [geo.size, geo.size], antialias=True)
+    return TF.horizontal_flip(img) if flip else img
+
+
+class FolderDataset(Dataset):
+    """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay."""
+
+    def __init__(self, source: FileSource, geo: Geometry, *, channels: int, train: bool, seed: int) -> None:
+        self.source, self.geo, self.channels, self.train, self.seed = source, geo, channels, train, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        img = decode_image_file(self.source.paths[index], self.channels)
+        if self.train:
+            img = augment_image(img, self.geo, rng(self.seed, self.epoch, index))
+        else:
+            img = resize_center_crop(img, self.geo).round().clamp(0, 255).to(torch.uint8)
+        return img.contiguous(), self.source.labels[index]
+
+
+__all__ = ["FolderDataset", "augment_image", "decode_image_file", "load_folder", "warn_skipped"]

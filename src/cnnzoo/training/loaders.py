@@ -1,0 +1,123 @@
+"""Batches for the trainer: ``loader.epoch(e, start_step)`` yields normalised (x, y) on the device.
+
+Shuffling is a permutation seeded by (seed, epoch), as ``DistributedSampler`` derives it, so a run resumed at any
+step sees the same batches as the uninterrupted run. ``rank``/``world_size`` shard the permutation for
+data-parallel training (each rank takes every ``world_size``-th sample).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, rng
+from .data import Data, FileSource, TensorSource
+
+
+class Loader:
+    """Shared by both kinds: sample order, sharding, batch count, normalisation."""
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        train: bool,
+        batch_size: int,
+        geo: Geometry,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        seed: int,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.train, self.batch_size, self.geo, self.device, self.seed = train, batch_size, geo, device, seed
+        self.channels_last, self.rank, self.world_size = channels_last, rank, world_size
+        self.num_samples = num_samples
+        # per-channel normalisation on the 0-255 scale, applied on the device
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.inv_std = 1.0 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0)
+
+    def indices(self, epoch: int) -> torch.Tensor:
+        """This rank's sample order for ``epoch`` (train: shuffled by (seed, epoch); val: in order)."""
+        if not self.train:
+            return torch.arange(self.num_samples)[self.rank :: self.world_size]
+        perm = torch.randperm(self.num_samples, generator=rng(self.seed, epoch))
+        per_rank = self.num_samples // self.world_size
+        return perm[self.rank :: self.world_size][:per_rank]
+
+    def __len__(self) -> int:
+        """Batches per epoch. Training drops a last partial batch (BN needs > 1 sample; stable shapes for compile)."""
+        if self.train:
+            n = self.num_samples // self.world_size
+            return 0 if n < 2 else max(1, n // self.batch_size)  # fewer than batch_size samples: one batch
+        return -(-len(range(self.rank, self.num_samples, self.world_size)) // self.batch_size)
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """Float batch on the 0-255 scale -> normalised, in the requested memory format."""
+        x = (x - self.mean) * self.inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class ResidentLoader(Loader):
+    """The whole split lives on the device as uint8; batches are gathered and augmented there (airbench-style)."""
+
+    def __init__(self, source: TensorSource, **kwargs) -> None:
+        super().__init__(len(source), **kwargs)
+        self.images = source.images.to(self.device)
+        self.labels = source.labels.to(self.device)
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.indices(epoch).to(self.device)
+        for step in range(start_step, len(self)):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            x, y = self.images[idx], self.labels[idx]
+            if self.train:
+                x = augment_batch(x, self.geo, rng(self.seed, epoch, step, device=self.device))
+            else:
+                x = resize_center_crop(x, self.geo).float()
+            yield self.finish(x), y
+
+
+class FolderLoader(Loader):
+    """Files decoded and cropped per sample by DataLoader workers; lighting and normalisation on the device."""
+
+    def __init__(self, source: FileSource, *, channels: int, workers: int = 0, **kwargs) -> None:
+        from .folder import FolderDataset
+
+        super().__init__(len(source), **kwargs)
+        self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
+        self.workers = workers
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from torch.utils.data import DataLoader
+
+        self.dataset.epoch = epoch  # workers are started per epoch and copy the dataset with it
+        order = self.indices(epoch)[start_step * self.batch_size : len(self) * self.batch_size].tolist()
+        if not order:
+            return
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=order,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for step, (x, y) in enumerate(loader, start=start_step):
+            x = x.to(self.device, non_blocking=True).float()
+            if self.train:
+                x = pca_lighting(x, self.geo.pca_lighting, rng(self.seed, epoch, step, 1, device=self.device))
+            yield self.finish(x), y.to(self.device, non_blocking=True)
+
+
+def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, **kwargs) -> Loader:
+    source = data.train if split == "train" else data.val
+    common = dict(train=split == "train", geo=geo, mean=data.mean, std=data.std, **kwargs)
+    if isinstance(source, TensorSource):
+        return ResidentLoader(source, **common)
+    return FolderLoader(source, channels=data.in_channels, workers=workers, **common)

@@ -1,0 +1,347 @@
+"""The papers' training recipes as data: one frozen row per recipe, each citing where its numbers come from.
+
+Lengths and milestones carry their unit in the field name (``milestones_iterations``, ``milestones_epochs``,
+``milestones_fraction`` of the run). Geometric augmentation is given in the paper's pixels at the paper's crop
+(``crop_px``); at another input size every pixel count is scaled by ``image_size / crop_px``, so a recipe means the
+same thing at 227, 32 or 16 pixels. ``parse_overrides`` turns ``--set field=value`` strings into typed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UnknownNameError, UserError
+
+SCHEDULES = ("constant", "multistep", "step", "plateau", "cosine", "poly", "exp")
+AUGMENTS = ("none", "pad_crop", "random_crop", "scale_jitter", "random_resized_crop")
+WARMUPS = ("linear", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training protocol. ``source`` says where each number comes from."""
+
+    name: str
+    source: str
+    # length: iterations (the paper counts SGD steps) or epochs; iterations win when both are set
+    epochs: int | None = None
+    iterations: int | None = None
+    batch_size: int = 128
+    # SGD
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    dampening: float = 0.0
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    aux_loss_weight: float = 0.3  # Szegedy et al. 2015 §5: auxiliary losses weighted by 0.3 (GoogLeNet only)
+    # learning-rate schedule (see schedules.py)
+    schedule: str = "multistep"
+    gamma: float = 0.1
+    milestones_iterations: tuple[int, ...] = ()
+    milestones_epochs: tuple[float, ...] = ()
+    milestones_fraction: tuple[float, ...] = ()  # of the whole run, e.g. (0.5, 0.75)
+    step_epochs: float = 30.0  # "step": multiply by gamma every step_epochs
+    power: float = 1.0  # "poly": lr * (1 - t/T) ** power
+    plateau_patience_epochs: int = 5  # "plateau": epochs without val top-1 improvement before lr *= gamma
+    plateau_threshold: float = 0.1  # an improvement smaller than this (top-1 percentage points) does not count
+    plateau_max_reductions: int | None = None  # AlexNet/VGG: the lr was divided by 10 three times
+    warmup_iterations: int = 0
+    warmup_epochs: float = 0.0
+    warmup: str = "linear"  # "linear": ramp from warmup_start_lr; "constant": hold warmup_start_lr (He et al.)
+    warmup_start_lr: float = 0.0
+    # augmentation, in the paper's pixels at the paper's crop
+    augment: str = "pad_crop"
+    crop_px: int = 32
+    pad_px: int = 0  # pad_crop: pad each side, then crop crop_px
+    pad_mode: str = "zeros"  # "zeros" (He et al.) or "reflect" (Zagoruyko & Komodakis)
+    resize_px: int | None = None  # random_crop and evaluation: short side resized to this, then crop (None: crop_px)
+    short_side_range_px: tuple[int, int] = (256, 480)  # scale_jitter: short side uniform in this range
+    area_range: tuple[float, float] = (0.08, 1.0)  # random_resized_crop: fraction of the image area
+    aspect_range: tuple[float, float] = (3 / 4, 4 / 3)  # random_resized_crop: width / height
+    flip: bool = True
+    pca_lighting: float = 0.0  # Krizhevsky et al. 2012 §4.1: std of the PCA colour noise (0.1)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.augment in AUGMENTS, f"augment must be one of {', '.join(AUGMENTS)}"),
+            (self.warmup in WARMUPS, f"warmup must be one of {', '.join(WARMUPS)}"),
+            (self.pad_mode in ("zeros", "reflect"), "pad_mode must be zeros or reflect"),
+            (self.epochs is not None or self.iterations is not None, "set epochs or iterations"),
+            ((self.epochs or 1) > 0 and (self.iterations or 1) > 0, "epochs and iterations must be positive"),
+            (self.batch_size > 0, "batch_size must be positive"),
+            (self.lr > 0, "lr must be positive"),
+            (0 <= self.momentum < 1 and self.weight_decay >= 0, "need 0 <= momentum < 1 and weight_decay >= 0"),
+            (not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov needs momentum, no dampening"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 < self.gamma <= 1 or self.schedule in ("constant", "cosine", "poly"), "gamma must be in (0, 1]"),
+            (self.step_epochs > 0, "step_epochs must be positive"),
+            (self.crop_px > 0 and self.pad_px >= 0, "crop_px must be positive, pad_px >= 0"),
+            (all(0 <= f <= 1 for f in self.milestones_fraction), "milestones_fraction must lie in [0, 1]"),
+            (0 < self.area_range[0] <= self.area_range[1] <= 1, "area_range must be 0 < lo <= hi <= 1"),
+            (0 < self.aspect_range[0] <= self.aspect_range[1], "aspect_range must be 0 < lo <= hi"),
+            (self.short_side_range_px[0] <= self.short_side_range_px[1], "short_side_range_px must be lo <= hi"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"recipe {self.name!r}: {message}")
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/``weights_only``-safe data (tuples become lists)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UserError(f"unknown recipe fields {', '.join(unknown)}")
+        return cls(**{k: _coerce(k, v) for k, v in data.items()})
+
+
+_IMAGENET = dict(crop_px=224, resize_px=256)  # ImageNet models: short side 256, 224 crops, at eval the centre crop
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "alexnet",
+            "Krizhevsky et al. 2012 §5 (SGD batch 128, momentum 0.9, wd 5e-4, lr 0.01 divided by 10 when the val "
+            "error stopped improving, 3 times, ~90 epochs) and §4.1 (random 224 crops of 256x256 images + flips, PCA "
+            "lighting std 0.1). Plateau patience 5 epochs is ours (the paper did it by hand).",
+            epochs=90, batch_size=128, lr=0.01, weight_decay=5e-4, schedule="plateau", plateau_max_reductions=3,
+            augment="random_crop", crop_px=224, resize_px=256, pca_lighting=0.1,
+        ),
+        Recipe(
+            "zfnet",
+            "Zeiler & Fergus 2014 §3 (batch 128, lr 1e-2 annealed by hand when the val error plateaus, momentum 0.9, "
+            "70 epochs; 224 crops of the 256 image + flips). Weight decay is not stated there: AlexNet's 5e-4.",
+            epochs=70, batch_size=128, lr=0.01, weight_decay=5e-4, schedule="plateau",
+            augment="random_crop", **_IMAGENET,
+        ),
+        Recipe(
+            "vgg",
+            "Simonyan & Zisserman 2015 §3.1 (batch 256, momentum 0.9, wd 5e-4, lr 1e-2 divided by 10 three times "
+            "when val accuracy stopped improving, 370k iterations = 74 epochs; 224 crops of images rescaled to S "
+            "jittered in [256, 512], flips, RGB colour shift as AlexNet).",
+            iterations=370_000, batch_size=256, lr=0.01, weight_decay=5e-4, schedule="plateau",
+            plateau_max_reductions=3, augment="scale_jitter", short_side_range_px=(256, 512), pca_lighting=0.1,
+            **_IMAGENET,
+        ),
+        Recipe(
+            "googlenet",
+            "Szegedy et al. 2015 §6 (momentum 0.9, lr decreased by 4% every 8 epochs, crops of 8-100% of the area "
+            "with aspect 3/4-4/3; aux losses x0.3, §5) with the BVLC Caffe solver's lr 0.01, wd 2e-4, batch 32 and "
+            "the Caffe replication's 60 epochs. Polyak averaging and photometric distortions are not applied.",
+            epochs=60, batch_size=32, lr=0.01, weight_decay=2e-4, schedule="step", step_epochs=8, gamma=0.96,
+            aux_loss_weight=0.3, augment="random_resized_crop", **_IMAGENET,
+        ),
+        Recipe(
+            "resnet_imagenet",
+            "He et al. 2016 §3.4 (batch 256, lr 0.1 divided by 10 when the error plateaus, 60e4 iterations, wd 1e-4, "
+            "momentum 0.9, no dropout; short side jittered in [256, 480], 224 crops, flips, standard colour "
+            "augmentation). The lecture slide's 'weight decay 1e-5' is a typo for the paper's 1e-4.",
+            iterations=600_000, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="plateau",
+            augment="scale_jitter", short_side_range_px=(256, 480), pca_lighting=0.1, **_IMAGENET,
+        ),
+        Recipe(
+            "resnet_cifar",
+            "He et al. 2016 §4.2 (batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k, wd 1e-4, "
+            "momentum 0.9; 4-pixel zero padding, random 32x32 crops, flips). ResNet-110's warm-up (lr 0.01 for "
+            "~400 iterations): --set warmup_iterations=400 warmup=constant warmup_start_lr=0.01.",
+            iterations=64_000, batch_size=128, lr=0.1, weight_decay=1e-4, milestones_iterations=(32_000, 48_000),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "preact_cifar",
+            "He et al. 2016b (Identity Mappings) §5: as ResNet CIFAR (batch 128, lr 0.1 /10 at 32k and 48k, 64k "
+            "iterations, wd 1e-4, momentum 0.9, pad-4 crops + flips).",
+            iterations=64_000, batch_size=128, lr=0.1, weight_decay=1e-4, milestones_iterations=(32_000, 48_000),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "wrn_cifar",
+            "Zagoruyko & Komodakis 2016 §3 and scripts/train_cifar.sh (SGD Nesterov, momentum 0.9, dampening 0, wd "
+            "5e-4, batch 128, lr 0.1 x0.2 at epochs 60/120/160 of 200; reflect-pad 4, random crops, flips).",
+            epochs=200, batch_size=128, lr=0.1, nesterov=True, weight_decay=5e-4, gamma=0.2,
+            milestones_epochs=(60, 120, 160), augment="pad_crop", crop_px=32, pad_px=4, pad_mode="reflect",
+        ),
+        Recipe(
+            "resnext_imagenet",
+            "Xie et al. 2017 §4 and the official opts.lua (batch 256, lr 0.1 x0.1 every 30 epochs, 100 epochs, wd "
+            "1e-4, momentum 0.9; fb.resnet.torch augmentation: scale/aspect crops, flips, PCA lighting 0.1).",
+            epochs=100, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step", step_epochs=30,
+            augment="random_resized_crop", pca_lighting=0.1, **_IMAGENET,
+        ),
+        Recipe(
+            "resnext_cifar",
+            "Xie et al. 2017 §5.2 and the official README (batch 128, 300 epochs, lr 0.1 x0.1 at 50% and 75% of "
+            "training, wd 5e-4, momentum 0.9; pad-4 crops + flips).",
+            epochs=300, batch_size=128, lr=0.1, weight_decay=5e-4, milestones_fraction=(0.5, 0.75),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "stochastic_depth_cifar",
+            "Huang et al. 2016 §4 and main.lua (500 epochs, batch 128, lr 0.1 -> 0.01 at 50% -> 0.001 at 75%, SGD "
+            "Nesterov momentum 0.9, dampening 0, wd 1e-4; pad-4 crops + flips).",
+            epochs=500, batch_size=128, lr=0.1, nesterov=True, weight_decay=1e-4, milestones_fraction=(0.5, 0.75),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "fractalnet",
+            "Larsson et al. 2017 §4 (SGD momentum 0.9, batch 100, lr 0.02, 400 epochs, lr divided by 10 each time "
+            "the remaining epochs halve: 200/300/350/375; C10+ = pad-4 crops + flips). No weight decay is stated. "
+            "Drop-path is the model's, active in train mode.",
+            epochs=400, batch_size=100, lr=0.02, weight_decay=0.0, milestones_epochs=(200, 300, 350, 375),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "densenet_cifar",
+            "Huang et al. 2017 §4.2 (SGD Nesterov momentum 0.9 without dampening, batch 64, 300 epochs, lr 0.1 "
+            "divided by 10 at 50% and 75% of the epochs, wd 1e-4; C10+ = pad-4 crops + flips).",
+            epochs=300, batch_size=64, lr=0.1, nesterov=True, weight_decay=1e-4, milestones_fraction=(0.5, 0.75),
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "densenet_imagenet",
+            "Huang et al. 2017 §4.2 (batch 256, 90 epochs, lr 0.1 divided by 10 at epochs 30 and 60, wd 1e-4, "
+            "Nesterov momentum 0.9; fb.resnet.torch augmentation: scale/aspect crops, flips, PCA lighting 0.1).",
+            epochs=90, batch_size=256, lr=0.1, nesterov=True, weight_decay=1e-4, milestones_epochs=(30, 60),
+            augment="random_resized_crop", pca_lighting=0.1, **_IMAGENET,
+        ),
+        Recipe(
+            "squeezenet",
+            "Iandola et al. 2016, official solver.prototxt / train_val.prototxt (batch 512 = 32 x iter_size 16, "
+            "base_lr 0.04, 'poly' power 1, 170k iterations, momentum 0.9, wd 2e-4; 227 crops of 256 images + flips).",
+            iterations=170_000, batch_size=512, lr=0.04, weight_decay=2e-4, schedule="poly", power=1.0,
+            augment="random_crop", crop_px=227, resize_px=256,
+        ),
+        Recipe(
+            "nin",
+            "Lin et al. 2014 §4.1 (minibatch 128, Krizhevsky's procedure: lr divided by 10 when val accuracy "
+            "plateaus; CIFAR-10 with translation + flipping). The paper gives no lr, wd or length: AlexNet's lr "
+            "1e-2 and wd 5e-4, and 120 epochs, are ours.",
+            epochs=120, batch_size=128, lr=0.01, weight_decay=5e-4, schedule="plateau", plateau_max_reductions=3,
+            augment="pad_crop", crop_px=32, pad_px=4,
+        ),
+        Recipe(
+            "quick",
+            "cnnzoo's short recipe for small data sets (not from a paper): SGD Nesterov momentum 0.9, lr 0.1 with a "
+            "1-epoch linear warm-up and cosine decay, wd 5e-4, label smoothing 0.1, batch 64, 12 epochs; random "
+            "translations of 1/8 of the side (pad-4 crops at 32 px), no flips (digits and text are not symmetric).",
+            epochs=12, batch_size=64, lr=0.1, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
+            schedule="cosine", warmup_epochs=1.0, augment="pad_crop", crop_px=32, pad_px=4, flip=False,
+        ),
+    )
+}
+
+
+def list_recipes() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str | Recipe) -> Recipe:
+    if isinstance(name, Recipe):
+        return name
+    try:
+        return RECIPES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(RECIPES), n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; recipes: {', '.join(list_recipes())}"
+        raise UnknownNameError(f"unknown recipe {name!r}{hint}") from None
+
+
+# --- `--set field=value` -----------------------------------------------------------------------------------------
+
+_FIELD_TYPES = typing.get_type_hints(Recipe)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """``value`` (a string from the command line, or JSON data) as the type of field ``name``."""
+    hint = _FIELD_TYPES[name]
+    args = typing.get_args(hint)
+    optional = isinstance(hint, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", ""))):
+        return None
+    origin = typing.get_origin(base)
+    try:
+        if origin is tuple:
+            item_type = typing.get_args(base)[0]
+            items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+            result = tuple(_scalar(item_type, item) for item in items)
+            fixed = typing.get_args(base)
+            if fixed[-1] is not Ellipsis and len(result) != len(fixed):
+                raise ValueError(f"needs {len(fixed)} values")
+            return result
+        return _scalar(base, value)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad value {value!r} for recipe field {name} ({_type_name(hint)}): {exc}") from None
+
+
+def _scalar(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError("expected true or false")
+    if kind is int:
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError("expected an integer")
+        return int(number)  # accepts "64000" and "64e3"
+    if kind is float:
+        return float(value)
+    return str(value)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """``["lr=0.05", "milestones_epochs=30,60"]`` (or a mapping) -> typed ``{field: value}``, validated."""
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--set expects field=value, got {item!r}")
+            pairs.append((key.strip(), value.strip()))
+    fields = [f.name for f in dataclasses.fields(Recipe) if f.name != "name"]
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; fields: {', '.join(fields)}"
+            raise UnknownNameError(f"unknown recipe field {key!r}{hint}")
+        result[key] = _coerce(key, value)
+    return result
+
+
+def resolve_recipe(recipe: str | Recipe, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Recipe:
+    """A named recipe with ``--set`` overrides applied (and validated as a whole)."""
+    base = get_recipe(recipe)
+    changes = parse_overrides(overrides)
+    return base.replace(**changes) if changes else base
+
+
+__all__ = [
+    "AUGMENTS", "RECIPES", "SCHEDULES", "Recipe", "get_recipe", "list_recipes", "parse_overrides", "resolve_recipe",
+]

@@ -1,0 +1,187 @@
+"""What a run writes to its directory: config.json, metrics.jsonl, summary.json, confusion_matrix.csv, weights.
+
+Every file is written whole and atomically (temporary file + ``os.replace``): metrics.jsonl is rewritten from the
+checkpointed history each epoch, so a resumed run has exactly one line per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .data import Data
+from .recipes import Recipe
+
+METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "images_per_s",
+                 "seconds")
+
+
+def run_config(
+    *, name: str, model_kwargs: Any, data: Data, recipe: Recipe, image_size: int, eval_resize: int, seed: int,
+    device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool, compile: bool, val_fraction: float,
+    steps_per_epoch: int, total_steps: int, epochs: int,
+) -> dict[str, Any]:
+    """The resolved run: everything needed to rebuild the model, its input pipeline and the schedule (plain data)."""
+    return {
+        "model": name,
+        "model_kwargs": dict(model_kwargs or {}),
+        "data": data.spec,
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
+        "in_channels": data.in_channels,
+        "image_size": image_size,
+        "eval_resize": eval_resize,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "val_fraction": val_fraction,
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "recipe": recipe.to_dict(),
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "seed": seed,
+        "device": str(device),
+        "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
+        "channels_last": channels_last,
+        "compile": compile,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the cnnzoo checkout this runs from, if it is one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def summary(
+    config: dict[str, Any], data: Data, history: list[dict[str, Any]], best: dict[str, Any], train_seconds: float,
+    images_seen: int, *, interrupted: bool, net: nn.Module,
+) -> dict[str, Any]:
+    from .. import __version__
+
+    last = history[-1] if history else {}
+    return {
+        "model": config["model"],
+        "recipe": config["recipe"]["name"],
+        "data": config["data"],
+        "epochs": len(history),
+        "planned_epochs": config["epochs"],
+        "best_epoch": best["epoch"],
+        "best_val_top1": best["val_top1"] if history else None,
+        "best_val_top5": best["val_top5"] if history else None,
+        "final_val_top1": last.get("val_top1"),
+        "final_val_top5": last.get("val_top5"),
+        "final_val_loss": last.get("val_loss"),
+        "train_seconds": train_seconds,
+        "images_per_s": images_seen / train_seconds if train_seconds > 0 else None,
+        "skipped_files": list(data.skipped_files),
+        "seed": config["seed"],
+        "params": sum(p.numel() for p in net.parameters()),
+        "device": config["device"],
+        "interrupted": interrupted,
+        "cnnzoo_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": sys.version.split()[0],
+        "git_commit": git_commit(),
+    }
+
+
+def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
+    return (
+        f"epoch {row['epoch']:>3}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
+        f"top-1 {row['train_top1']:.2f}%  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
+        f"top-5 {row['val_top5']:.2f}%  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s"
+    )
+
+
+class _Bar:
+    """tqdm with loss / top-1 / img/s, refreshed about once a second (the only mid-epoch host sync)."""
+
+    def __init__(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int) -> None:
+        from tqdm.auto import tqdm
+
+        # enabled=None: tqdm decides, i.e. quiet when stderr is not a terminal
+        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, disable=None if enabled is None
+                        else not enabled, dynamic_ncols=True)
+        self.t0 = self.last = time.perf_counter()
+        self.seen0 = seen  # a resumed epoch starts part-way
+
+    def step(self, sums: torch.Tensor, seen: int, lr: float) -> None:
+        if self.bar.disable:
+            return
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.last >= 1.0:
+            loss, hits = sums.tolist()
+            self.bar.set_postfix(loss=f"{loss / max(seen, 1):.3f}", top1=f"{100 * hits / max(seen, 1):.1f}%",
+                                 img_s=f"{(seen - self.seen0) / (now - self.t0):,.0f}", lr=f"{lr:.3g}",
+                                 refresh=False)
+            self.last = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class RunFiles:
+    out: Path
+
+    @classmethod
+    def create(cls, out: str | Path | None, name: str) -> RunFiles:
+        path = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> _Bar:
+        return _Bar(total, initial, desc, enabled, seen)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        ckpt.write_json(self.out / "config.json", config)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        ckpt.write_json(self.out / "summary.json", summary)
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        lines = (json.dumps({k: row[k] for k in (*METRIC_FIELDS, "val_count", "train_images") if k in row})
+                 for row in history)
+        ckpt.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
+
+    def write_confusion(self, confusion: torch.Tensor, classes: tuple[str, ...]) -> None:
+        """Rows are the true classes, columns the predicted ones (scikit-learn's orientation)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, confusion.tolist()):
+            writer.writerow([name, *row])
+        ckpt.write_text(self.out / "confusion_matrix.csv", buffer.getvalue())
+
+    def save_weights(self, kind: str, net: nn.Module, config: dict[str, Any], *, epoch: int,
+                     metrics: dict[str, Any]) -> None:
+        """``kind``.safetensors with what evaluation needs to rebuild the model and its inputs."""
+        from .. import __version__
+
+        keys = ("model", "model_kwargs", "num_classes", "classes", "in_channels", "image_size", "eval_resize",
+                "mean", "std", "data")
+        metadata = {k: config[k] for k in keys}
+        metadata.update(recipe=config["recipe"]["name"], epoch=epoch, cnnzoo_version=__version__,
+                        val_top1=metrics.get("val_top1"), val_top5=metrics.get("val_top5"))
+        ckpt.save_weights(self.out / f"{kind}.safetensors", net.state_dict(), metadata)
