@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Mapping
@@ -87,15 +89,17 @@ def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: M
 
 
 def read_weights_metadata(path: Path) -> dict[str, Any]:
-    """The JSON-decoded ``__metadata__`` of a cnnzoo safetensors file."""
+    """The JSON-decoded ``__metadata__`` of a cnnzoo safetensors file (another file's metadata: as stored)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
-    except Exception as exc:
+        if raw.get("format") != WEIGHTS_FORMAT:  # another library's file: its metadata as it is
+            return dict(raw)
+        return {k: (v if k == "format" else json.loads(v)) for k, v in raw.items()}
+    except Exception as exc:  # truncated, garbage header, or metadata that is not JSON
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
-    return {k: (v if k == "format" else json.loads(v)) for k, v in raw.items()}
 
 
 def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = True) -> None:
@@ -112,21 +116,60 @@ def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = Tr
     atomic_write(path, lambda f: torch.save(dict(state), f))
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    """A training state written by :func:`save_state`, read with ``weights_only=True`` (no code runs)."""
+def torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain data only. A pickle that names anything else (code) is
+    refused, never loaded another way; a truncated or garbage file is a :class:`CheckpointError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it names {named.group(1)}" if named else (str(exc).strip().splitlines() or ["?"])[0]
+        raise CheckpointError(f"{path}: refused: a pickle holding more than tensors and plain data ({what}); "
+                              "cnnzoo reads checkpoints with weights_only=True only, so nothing in it ran") from None
+    except Exception as exc:  # truncated, zero bytes, random bytes, not a zip: many exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a loadable cnnzoo checkpoint ({type(exc).__name__}: {first})") from None
+        raise CheckpointError(f"{path}: not a loadable checkpoint, damaged or not a checkpoint "
+                              f"({type(exc).__name__}: {first})") from None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """A training state written by :func:`save_state`, read with ``weights_only=True`` (no code runs)."""
+    path = Path(path)
+    state = torch_load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cnnzoo training checkpoint")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer cnnzoo (format {state['format_version']})")
     return state
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and metadata of any checkpoint cnnzoo reads, without running code.
+
+    ``.safetensors`` written by the trainer (metadata: the run's model, classes, input pipeline), a training state
+    (``last.pt``: its ``config``), or a plain state dict (``.pt``/``.pth``; no metadata, ``{}``).
+    """
+    from ..weights import WeightsError, read_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix == ".safetensors":
+        meta = read_weights_metadata(path)
+        try:
+            state = read_state_dict(path)
+        except WeightsError as exc:
+            raise CheckpointError(str(exc)) from None
+        return state, (meta if meta.get("format") == WEIGHTS_FORMAT else {})
+    raw = torch_load(path)
+    if isinstance(raw, dict) and raw.get("format") == FORMAT:
+        return read_state_dict(raw["model"]), dict(raw.get("config") or {})
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
+    return read_state_dict(raw), {}
 
 
 def find_resume_state(run_dir: Path) -> tuple[Path, dict[str, Any]]:

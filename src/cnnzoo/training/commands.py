@@ -21,6 +21,12 @@ examples:
   cnnzoo train resnet56 --data cifar10:~/data --out runs/r56
   cnnzoo train resnet20 --data ~/photos --set lr=0.05 milestones_epochs=30,60 --epochs 90
   cnnzoo train --resume runs/r56
+  torchrun --nproc_per_node 4 -m cnnzoo train resnet50 --data ~/imagenet --sync-bn   # 4 GPUs, global batch 256
+
+bad input:
+  Unreadable image files (zero bytes, truncated, not an image, hidden files, decompression bombs) are skipped and
+  listed in a warning and in summary.json. A non-finite loss stops training with the epoch and step named (exit 1);
+  --on-nonfinite skip drops such steps instead. SIGINT/SIGTERM save a checkpoint (exit 130/143).
 """
 
 
@@ -57,30 +63,53 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-checkpoints", dest="checkpoints", action="store_false", help="write no checkpoints")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    p.add_argument("--sync-bn", action="store_true", help="under torchrun on CUDA: batch norm over the global batch "
+                   "(SyncBatchNorm)")
+    p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
+                   help="a step whose loss is inf/NaN: stop training, naming the epoch and step (default), or skip "
+                   "the step (20 in a row still stop)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..errors import UserError
+    from .distributed import Runtime, initialized
+    from .guard import NonFiniteLoss
     from .trainer import TrainingInterrupted, train
 
     if args.model is None and args.resume is None:
         raise UserError("train: name a model (see `cnnzoo list`) or --resume a run directory")
+    main = Runtime.from_env().main
     try:
         result = train(
             args.model, data=args.data, recipe=args.recipe, overrides=args.overrides, epochs=args.epochs,
             batch_size=args.batch_size, image_size=args.image_size, out=args.out, device=args.device, seed=args.seed,
             amp=args.amp, channels_last=args.channels_last, compile=args.compile, resume=args.resume,
             val_fraction=args.val_fraction, download=args.download, workers=args.workers,
-            checkpoints=args.checkpoints, progress=args.progress,
+            checkpoints=args.checkpoints, progress=args.progress, sync_bn=args.sync_bn,
+            on_nonfinite=args.on_nonfinite,
         )
     except TrainingInterrupted as exc:
-        print(f"cnnzoo: {exc}", file=sys.stderr)
+        if main:
+            print(f"cnnzoo: {exc}", file=sys.stderr)
         return exc.exit_code
+    except NonFiniteLoss as exc:
+        if main:
+            print(f"cnnzoo: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if initialized():
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
+    if not main:
+        return 0
     s = result.summary
     print(f"{s['model']} on {s['data']}: val top-1 {s['final_val_top1']:.2f}% (best {s['best_val_top1']:.2f}% at "
           f"epoch {s['best_epoch']}), top-5 {s['final_val_top5']:.2f}%, {s['train_seconds']:.1f} s training, "
           f"{s['images_per_s']:,.0f} img/s -> {result.out}")
+    if s["skipped_count"]:
+        print(f"skipped {s['skipped_count']} unreadable image files (listed in {result.out / 'summary.json'})")
     return 0
 
 

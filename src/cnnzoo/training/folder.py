@@ -1,12 +1,24 @@
 """Image-folder data: ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``, or ``PATH/<class>/*`` split by a fraction.
 
 Files are decoded by PIL through torchvision (JPEG incl. CMYK, PNG incl. palette/16-bit, GIF, WebP, BMP, TIFF,
-PPM/PGM) and converted to the model's channels. Hidden files (``.DS_Store``, ``._x.jpg``) and non-image extensions
-are ignored; files whose header no decoder understands are skipped, counted and reported.
+PPM/PGM) and converted to the model's channels. What real folders hold besides good images:
+
+- hidden files and folders (``.DS_Store``, ``._x.jpg`` AppleDouble files, ``.git/``, ``.ipynb_checkpoints/``) and
+  files without an image extension are ignored, as torchvision's ``ImageFolder`` does;
+- files whose header is not one of the formats above (zero bytes, random bytes, a text file or a FITS/PSD/TGA file
+  named ``.jpg``: Pillow is only allowed the formats of ``IMAGE_FORMATS``, the mitigation of GHSA-whj4-6x5x-4v2j) and
+  decompression bombs (more than Pillow's ``MAX_IMAGE_PIXELS``, 89.5 MP, declared in a small file) are skipped when
+  the folder is scanned;
+- files whose header is fine but whose data is not (truncated downloads) fail when decoded: the loader drops them
+  from their batch, once, and training goes on (``loaders.FolderLoader``).
+
+Every skipped file is reported in a warning and in ``summary.json`` (``skipped_files``, ``skipped_count``). A class
+folder without a single readable image, or a path that is not there, is an error before anything runs.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +29,21 @@ from ..errors import UserError
 from .augment import Geometry, crop_boxes, resize_center_crop, rng
 from .data import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, class_folder_names, to_channels
 from .data import stratified_split, warn_skipped
+
+# Pillow's names of the formats of IMAGE_EXTENSIONS (JPEG also opens cameras' multi-picture MPO files; PPM covers
+# PGM/PBM)
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM")
+
+
+def open_image(path: str | Path):  # noqa: ANN201 (a PIL image; PIL is imported lazily)
+    """``Image.open`` restricted to ``IMAGE_FORMATS``; an image over Pillow's pixel limit is refused as a
+    decompression bomb (Pillow itself only warns between 1x and 2x the limit)."""
+    from PIL import Image
+
+    Image.init()  # registers every plugin: Image.open(formats=...) only looks formats up
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path, formats=IMAGE_FORMATS)
 
 
 def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed: int) -> Data:
@@ -41,6 +68,11 @@ def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image> or {root}/train/<class>/...)")
     if len(train) == 0:
         raise UserError(f"{root}: no readable images")
+    empty = [name for label, name in enumerate(classes) if label not in set(train.labels)]
+    if empty:
+        where = root / "train" if (root / "train").is_dir() and (root / "val").is_dir() else root
+        raise UserError(f"{where}: no readable training images in class folders {', '.join(empty)} (every class "
+                        "needs at least one; remove or fill them)")
     warn_skipped(skipped)
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ((0.449,), (0.226,))
     return Data(str(root), tuple(classes), train, val, in_channels, mean, std, skipped)
@@ -48,8 +80,6 @@ def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed:
 
 def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
     """Every image file under ``root/<class>/`` (recursively), sorted; unreadable ones go to ``skipped``."""
-    from PIL import Image
-
     paths, labels = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -62,9 +92,9 @@ def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             try:
-                with Image.open(path) as im:  # reads the header only
+                with open_image(path) as im:  # reads the header only
                     im.size  # noqa: B018
-            except Exception:  # unidentified, truncated header, decompression bomb, permission
+            except Exception:  # unidentified, not an allowed format, truncated header, decompression bomb, permission
                 skipped.append(str(path))
                 continue
             paths.append(str(path))
@@ -78,11 +108,11 @@ def decode_image_file(path: str, channels: int) -> torch.Tensor:
     PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16/32-bit grayscale keeps its high byte
     (PIL would saturate it). torchvision.io's decoders are deprecated as of torchvision 0.29, so they are not used.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
     from torchvision.transforms.functional import pil_to_tensor
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I"):  # I;16, I;16B, I (32-bit): scale 0..65535 to 0..255
                 pixels = np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8
@@ -125,7 +155,12 @@ class FolderDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        img = decode_image_file(self.source.paths[index], self.channels)
+        """The image and its label; a file that fails to decode gives a blank image labelled ``-1 - index``, which
+        the loader drops from the batch and reports (an exception here would end the epoch for every file)."""
+        try:
+            img = decode_image_file(self.source.paths[index], self.channels)
+        except UserError:
+            return torch.zeros(self.channels, self.geo.size, self.geo.size, dtype=torch.uint8), -1 - index
         if self.train:
             img = augment_image(img, self.geo, rng(self.seed, self.epoch, index))
         else:
@@ -133,4 +168,5 @@ class FolderDataset(Dataset):
         return img.contiguous(), self.source.labels[index]
 
 
-__all__ = ["FolderDataset", "augment_image", "decode_image_file", "load_folder", "warn_skipped"]
+__all__ = ["IMAGE_FORMATS", "FolderDataset", "augment_image", "decode_image_file", "load_folder", "open_image",
+           "warn_skipped"]

@@ -1,12 +1,18 @@
 """Batches for the trainer: ``loader.epoch(e, start_step)`` yields normalised (x, y) on the device.
 
-Shuffling is a permutation seeded by (seed, epoch), as ``DistributedSampler`` derives it, so a run resumed at any
-step sees the same batches as the uninterrupted run. ``rank``/``world_size`` shard the permutation for
-data-parallel training (each rank takes every ``world_size``-th sample).
+Shuffling is a permutation seeded by (seed, epoch), as ``DistributedSampler`` derives it (``loader.epoch(e)`` is its
+``set_epoch(e)``), so a run resumed at any step sees the same batches as the uninterrupted run. ``rank``/``world_size``
+shard the permutation for data-parallel training: each rank takes every ``world_size``-th sample, so global batch
+``k`` is the same set of samples on any number of ranks. Training gives every rank the same number of samples (the
+remainder is dropped with the last partial batch); validation pads nothing, so every sample is counted exactly once.
+
+Image files that fail to decode (truncated data) are dropped from their batch and listed in ``loader.skipped``,
+with a warning the first time; a batch in which no file decodes comes back with its blank images and no labels.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -36,6 +42,7 @@ class Loader:
         self.train, self.batch_size, self.geo, self.device, self.seed = train, batch_size, geo, device, seed
         self.channels_last, self.rank, self.world_size = channels_last, rank, world_size
         self.num_samples = num_samples
+        self.skipped: list[str] = []  # files that failed to decode, in the order met
         # per-channel normalisation on the 0-255 scale, applied on the device
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.inv_std = 1.0 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0)
@@ -54,6 +61,11 @@ class Loader:
             n = self.num_samples // self.world_size
             return 0 if n < 2 else max(1, n // self.batch_size)  # fewer than batch_size samples: one batch
         return -(-len(range(self.rank, self.num_samples, self.world_size)) // self.batch_size)
+
+    def key(self, epoch: int, step: int, *extra: int) -> tuple[int, ...]:
+        """Seed key of a batch's random augmentation; data-parallel ranks draw independently of each other."""
+        rank = (self.rank,) if self.world_size > 1 else ()
+        return (self.seed, epoch, step, *extra, *rank)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """Float batch on the 0-255 scale -> normalised, in the requested memory format."""
@@ -78,7 +90,7 @@ class ResidentLoader(Loader):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             x, y = self.images[idx], self.labels[idx]
             if self.train:
-                x = augment_batch(x, self.geo, rng(self.seed, epoch, step, device=self.device))
+                x = augment_batch(x, self.geo, rng(*self.key(epoch, step), device=self.device))
             else:
                 x = resize_center_crop(x, self.geo).float()
             yield self.finish(x), y
@@ -109,10 +121,24 @@ class FolderLoader(Loader):
             pin_memory=self.device.type == "cuda",
         )
         for step, (x, y) in enumerate(loader, start=start_step):
+            bad = y < 0  # on the host, as DataLoader returns it: no device sync
+            if bad.any():
+                x, y = self._drop(x, y, bad)
             x = x.to(self.device, non_blocking=True).float()
             if self.train:
-                x = pca_lighting(x, self.geo.pca_lighting, rng(self.seed, epoch, step, 1, device=self.device))
+                x = pca_lighting(x, self.geo.pca_lighting, rng(*self.key(epoch, step, 1), device=self.device))
             yield self.finish(x), y.to(self.device, non_blocking=True)
+
+    def _drop(self, x: torch.Tensor, y: torch.Tensor, bad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Remove the samples whose file failed to decode (labelled ``-1 - index`` by the dataset); report them."""
+        for index in (-1 - y[bad]).tolist():
+            path = self.dataset.source.paths[index]
+            if path not in self.skipped:
+                self.skipped.append(path)
+                warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
+        if bool(bad.all()):  # nothing readable: blank images and no labels (the trainer learns nothing from it)
+            return x, y[:0]
+        return x[~bad], y[~bad]
 
 
 def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, **kwargs) -> Loader:

@@ -70,10 +70,10 @@ class Recipe:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.augment in AUGMENTS, f"augment must be one of {', '.join(AUGMENTS)}"),
-            (self.warmup in WARMUPS, f"warmup must be one of {', '.join(WARMUPS)}"),
-            (self.pad_mode in ("zeros", "reflect"), "pad_mode must be zeros or reflect"),
+            (self.schedule in SCHEDULES, _one_of("schedule", self.schedule, SCHEDULES)),
+            (self.augment in AUGMENTS, _one_of("augment", self.augment, AUGMENTS)),
+            (self.warmup in WARMUPS, _one_of("warmup", self.warmup, WARMUPS)),
+            (self.pad_mode in ("zeros", "reflect"), _one_of("pad_mode", self.pad_mode, ("zeros", "reflect"))),
             (self.epochs is not None or self.iterations is not None, "set epochs or iterations"),
             ((self.epochs or 1) > 0 and (self.iterations or 1) > 0, "epochs and iterations must be positive"),
             (self.batch_size > 0, "batch_size must be positive"),
@@ -108,6 +108,12 @@ class Recipe:
         if unknown:
             raise UserError(f"unknown recipe fields {', '.join(unknown)}")
         return cls(**{k: _coerce(k, v) for k, v in data.items()})
+
+
+def _one_of(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(value), choices, n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"{field} must be one of {', '.join(choices)}, got {value!r}{hint}"
 
 
 _IMAGENET = dict(crop_px=224, resize_px=256)  # ImageNet models: short side 256, 224 crops, at eval the centre crop

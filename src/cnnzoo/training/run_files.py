@@ -30,7 +30,8 @@ METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top
 def run_config(
     *, name: str, model_kwargs: Any, data: Data, recipe: Recipe, image_size: int, eval_resize: int, seed: int,
     device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool, compile: bool, val_fraction: float,
-    steps_per_epoch: int, total_steps: int, epochs: int,
+    steps_per_epoch: int, total_steps: int, epochs: int, world_size: int = 1, sync_bn: bool = False,
+    on_nonfinite: str = "stop",
 ) -> dict[str, Any]:
     """The resolved run: everything needed to rebuild the model, its input pipeline and the schedule (plain data)."""
     return {
@@ -56,6 +57,9 @@ def run_config(
         "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
         "channels_last": channels_last,
         "compile": compile,
+        "world_size": world_size,  # processes; recipe.batch_size is the global batch, split evenly over them
+        "sync_bn": sync_bn,
+        "on_nonfinite": on_nonfinite,
     }
 
 
@@ -74,8 +78,11 @@ def git_commit() -> str | None:
 
 def summary(
     config: dict[str, Any], data: Data, history: list[dict[str, Any]], best: dict[str, Any], train_seconds: float,
-    images_seen: int, *, interrupted: bool, net: nn.Module,
+    images_seen: int, *, interrupted: bool, net: nn.Module, skipped_files: list[str] | None = None,
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
+    """``skipped_files``: every unreadable file (the folder scan's and those that failed to decode while training,
+    on every rank); ``stop_reason``: why an interrupted run stopped (a signal, a non-finite loss)."""
     from .. import __version__
 
     last = history[-1] if history else {}
@@ -93,11 +100,14 @@ def summary(
         "final_val_loss": last.get("val_loss"),
         "train_seconds": train_seconds,
         "images_per_s": images_seen / train_seconds if train_seconds > 0 else None,
-        "skipped_files": list(data.skipped_files),
+        "skipped_files": list(data.skipped_files if skipped_files is None else skipped_files),
+        "skipped_count": len(data.skipped_files if skipped_files is None else skipped_files),
         "seed": config["seed"],
         "params": sum(p.numel() for p in net.parameters()),
         "device": config["device"],
         "interrupted": interrupted,
+        "stop_reason": stop_reason,
+        "world_size": config.get("world_size", 1),
         "cnnzoo_version": __version__,
         "torch_version": torch.__version__,
         "python_version": sys.version.split()[0],
@@ -141,46 +151,65 @@ class _Bar:
         self.bar.close()
 
 
+def default_run_dir(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def confusion_csv(confusion: torch.Tensor, classes: tuple[str, ...] | list[str]) -> str:
+    """Rows are the true classes, columns the predicted ones (scikit-learn's orientation)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["true \\ predicted", *classes])
+    for name, row in zip(classes, confusion.tolist()):
+        writer.writerow([name, *row])
+    return buffer.getvalue()
+
+
 @dataclass
 class RunFiles:
+    """The run directory. ``main=False`` (data-parallel ranks other than 0): nothing is written, no progress shown."""
+
     out: Path
+    main: bool = True
 
     @classmethod
-    def create(cls, out: str | Path | None, name: str) -> RunFiles:
-        path = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+    def create(cls, out: str | Path | None, name: str, *, main: bool = True) -> RunFiles:
+        path = Path(out) if out is not None else default_run_dir(name)
+        if main:
+            path.mkdir(parents=True, exist_ok=True)
+        return cls(path, main)
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> _Bar:
-        return _Bar(total, initial, desc, enabled, seen)
+        return _Bar(total, initial, desc, enabled if self.main else False, seen)
 
     def write_config(self, config: dict[str, Any]) -> None:
-        ckpt.write_json(self.out / "config.json", config)
+        if self.main:
+            ckpt.write_json(self.out / "config.json", config)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        ckpt.write_json(self.out / "summary.json", summary)
+        if self.main:
+            ckpt.write_json(self.out / "summary.json", summary)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
-        lines = (json.dumps({k: row[k] for k in (*METRIC_FIELDS, "val_count", "train_images") if k in row})
-                 for row in history)
+        if not self.main:
+            return
+        keys = (*METRIC_FIELDS, "val_count", "train_images", "skipped_steps")
+        lines = (json.dumps({k: row[k] for k in keys if k in row}) for row in history)
         ckpt.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
 
     def write_confusion(self, confusion: torch.Tensor, classes: tuple[str, ...]) -> None:
-        """Rows are the true classes, columns the predicted ones (scikit-learn's orientation)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["true \\ predicted", *classes])
-        for name, row in zip(classes, confusion.tolist()):
-            writer.writerow([name, *row])
-        ckpt.write_text(self.out / "confusion_matrix.csv", buffer.getvalue())
+        if self.main:
+            ckpt.write_text(self.out / "confusion_matrix.csv", confusion_csv(confusion, classes))
 
     def save_weights(self, kind: str, net: nn.Module, config: dict[str, Any], *, epoch: int,
                      metrics: dict[str, Any]) -> None:
         """``kind``.safetensors with what evaluation needs to rebuild the model and its inputs."""
         from .. import __version__
 
+        if not self.main:
+            return
         keys = ("model", "model_kwargs", "num_classes", "classes", "in_channels", "image_size", "eval_resize",
-                "mean", "std", "data")
+                "mean", "std", "data", "val_fraction")
         metadata = {k: config[k] for k in keys}
         metadata.update(recipe=config["recipe"]["name"], epoch=epoch, cnnzoo_version=__version__,
                         val_top1=metrics.get("val_top1"), val_top5=metrics.get("val_top5"))
