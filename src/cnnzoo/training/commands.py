@@ -46,7 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override recipe fields, e.g. --set lr=0.05 milestones_epochs=30,60 nesterov=true")
     p.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's length)")
-    p.add_argument("--batch-size", type=int, help="same as --set batch_size=N")
+    p.add_argument("--batch-size", type=int, help="same as --set batch_size=N (under torchrun: the global batch, "
+                   "split over the processes)")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the model's)")
     p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")

@@ -192,8 +192,9 @@ def train(
     name, info = model_identity(model, model_name)
     in_channels = info.input_size[0] if info else first_conv_channels(model)
     size = check_image_size(image_size, info)
+    shortcut = {"batch_size": batch_size} if batch_size is not None else {}
     recipe = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"),
-                            {**parse_overrides(overrides), **({"batch_size": batch_size} if batch_size else {})})
+                            {**parse_overrides(overrides), **shortcut})
     rank_batch = runtime.split_batch(recipe.batch_size)
     amp_dtype = amp_dtype_for(amp, device)
     guard = StepGuard(device, runtime, policy=on_nonfinite)

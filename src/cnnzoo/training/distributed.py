@@ -1,0 +1,147 @@
+"""Data-parallel training across processes: ``torchrun --nproc_per_node N -m cnnzoo train ...``.
+
+torchrun (and its multi-node flags) exports ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Runtime` reads them
+(without them: one process, nothing here does anything). One code path serves 1 CPU, 1 GPU and N processes:
+
+- the process group uses NCCL on CUDA and gloo on the CPU; each process drives ``cuda:LOCAL_RANK``;
+- the recipe's ``batch_size`` is the *global* batch (the paper's), split evenly over the processes, so a recipe means
+  the same run on any number of GPUs and a run resumes on any world size;
+- the loaders shard each epoch's seeded permutation per rank (``DistributedSampler``'s scheme, whose ``set_epoch`` is
+  the epoch argument of ``loader.epoch``); validation shards without padding, so sums reduced over ranks count every
+  sample exactly once;
+- gradients are averaged by ``DistributedDataParallel``; the state dict is taken from the unwrapped module, so
+  checkpoints carry no ``module.`` prefixes; rank 0 alone writes files and shows progress;
+- dropout and drop-path draw from the same seeded stream on every rank, so per-mini-batch draws (FractalNet's global
+  column, Stochastic Depth's gates) are taken once per global batch, as in one process;
+- ``sync_bn`` converts batch norm to ``SyncBatchNorm`` (CUDA only: PyTorch's implementation needs GPU tensors).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import UserError
+
+
+def initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over data-parallel ranks, in place (a no-op in a single process)."""
+    if initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    if initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """This process's place in the job: rank, world size, local rank (from torchrun's environment)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Runtime:
+        env = os.environ if env is None else env
+        try:
+            world_size = int(env.get("WORLD_SIZE", "1"))
+            rank, local_rank = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
+        except ValueError:
+            raise UserError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)") from None
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise UserError(f"RANK {rank} and WORLD_SIZE {world_size} do not describe a process of the job")
+        return cls(rank, world_size, local_rank)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, device: torch.device) -> torch.device:
+        """Each process drives its own GPU: ``cuda`` means ``cuda:LOCAL_RANK`` under torchrun."""
+        if self.distributed and device.type == "cuda":
+            if device.index is None:
+                device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        return device
+
+    def start(self, device: torch.device) -> None:
+        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has."""
+        if not self.distributed or initialized():
+            return
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        # a stuck peer (crashed, out of memory) fails the job after 30 min instead of hanging it for ever
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30),
+                                device_id=device if device.type == "cuda" else None)
+
+    def split_batch(self, batch_size: int) -> int:
+        """This process's share of the global batch."""
+        if batch_size % self.world_size:
+            raise UserError(f"batch_size {batch_size} (the global batch) does not split over {self.world_size} "
+                            f"processes; use a multiple of {self.world_size}")
+        return batch_size // self.world_size
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (e.g. a run directory named after rank 0's clock)."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def union(self, items: list[str]) -> list[str]:
+        """Every rank's ``items``, merged in rank order without duplicates (collective: all ranks must call)."""
+        if not self.distributed:
+            return list(dict.fromkeys(items))
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, list(items))
+        return list(dict.fromkeys(item for part in gathered for item in part))
+
+
+def wrap(net: nn.Module, device: torch.device, runtime: Runtime) -> nn.Module:
+    """``net`` in ``DistributedDataParallel`` (one process: ``net`` itself). The optimizer and every checkpoint use
+    ``net``, never the wrapper, so state dicts have no ``module.`` prefix."""
+    if not runtime.distributed:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    # FractalNet's global drop-path runs one column per batch: the others get no gradient that step
+    unused = getattr(net, "drop_path", None) is True
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused)
+
+
+def convert_sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
+    if device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm synchronises statistics between GPUs "
+                        "only (on the CPU each process keeps its own batch norm; drop --sync-bn)")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def broadcast_buffers(net: nn.Module) -> None:
+    """Rank 0's buffers (batch-norm running statistics) on every rank, so every rank validates the same network."""
+    if initialized():
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+__all__ = ["Runtime", "all_reduce_max", "all_reduce_sum", "broadcast_buffers", "convert_sync_batchnorm", "wrap"]

@@ -1,0 +1,245 @@
+"""Data-parallel training under torchrun, on the CPU with gloo and 2 processes (reliability_and_ecosystem.md §4.3):
+2 processes x batch b == 1 process x batch 2b, exact validation counts, rank-0-only files, checkpoints that resume on
+any world size, and stop decisions (NaN, SIGTERM) that every rank takes together."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import cnnzoo
+from cnnzoo.errors import UserError
+from cnnzoo.training import load_state, train
+from cnnzoo.training.augment import Geometry
+from cnnzoo.training.distributed import Runtime
+from cnnzoo.training.loaders import Loader
+from cnnzoo.training.recipes import RECIPES
+
+SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
+
+# A model without batch norm or dropout (DDP must then equal one process), with faults injected on request:
+# TINY_FAULT="nan:R:K" / "sigterm:R:K": rank R's K-th training forward returns NaN / sends itself SIGTERM.
+TINY = '''
+import os
+import signal
+
+from torch import nn
+
+from cnnzoo.registry import ModelInfo, list_models, register_model
+
+
+class TinyNet(nn.Module):
+    def __init__(self, *, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, num_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        out = self.fc(self.features(x))
+        fault = os.environ.get("TINY_FAULT")
+        if self.training and fault:
+            self.calls += 1
+            kind, rank, call = fault.split(":")
+            if os.environ.get("RANK") == rank and self.calls == int(call):
+                if kind == "nan":
+                    out = out * float("nan")
+                else:
+                    os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+
+def register() -> None:
+    if "tiny_ddp" not in list_models():
+        register_model(TinyNet, ModelInfo(name="tiny_ddp", family="test", paper="(test model)", input_size=(3, 8, 8),
+                                          num_classes=10, params=1562, min_size=4, recipe="quick"))
+'''
+
+# constant lr, no augmentation: the global batch's samples alone decide each step, on any number of processes
+SETTINGS = ["pad_px=0", "schedule=constant", "warmup_epochs=0"]
+KW = dict(data="synthetic:70", image_size=8, batch_size=16, recipe="quick", overrides=SETTINGS, progress=False,
+          log=None, device="cpu")  # 70 training images (4 steps of 16), 17 validation images: odd on purpose
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``tiny_ddp`` registered here and in the torchrun scripts (tiny.py next to them); unregistered afterwards."""
+    from cnnzoo import registry
+
+    folder = tmp_path_factory.mktemp("tiny")
+    (folder / "tiny.py").write_text(TINY)
+    spec = importlib.util.spec_from_file_location("tiny_for_ddp_tests", folder / "tiny.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.register()
+    yield folder
+    registry._REGISTRY.pop("tiny_ddp", None)
+
+
+def _torchrun(folder: Path, script: str, args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    path = folder / f"script_{abs(hash(script))}.py"
+    path.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(folder)!r})
+        import tiny
+        tiny.register()
+    """) + textwrap.dedent(script))
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    env.pop("TINY_FAULT", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in {timeout} s (a rank waiting for the other?)\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+CLI = """
+    from cnnzoo.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "last.safetensors"))
+
+
+def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), (k, (a[k] - b[k]).abs().max().item())
+
+
+def test_runtime_reads_torchrun_environment():
+    assert Runtime.from_env({}) == Runtime(0, 1, 0) and not Runtime.from_env({}).distributed
+    rt = Runtime.from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (rt.rank, rt.world_size, rt.local_rank, rt.distributed, rt.main) == (3, 4, 1, True, False)
+    assert rt.split_batch(256) == 64
+    with pytest.raises(UserError, match="does not split over 4 processes"):
+        rt.split_batch(130)
+    with pytest.raises(UserError):
+        Runtime.from_env({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+def _loader(n: int, *, train_split: bool, rank: int, world: int, batch: int = 4) -> Loader:
+    geo = Geometry.from_recipe(RECIPES["quick"], 8)
+    return Loader(n, train=train_split, batch_size=batch, geo=geo, mean=(0.5,), std=(0.5,),
+                  device=torch.device("cpu"), seed=3, rank=rank, world_size=world)
+
+
+def test_sharding_is_disjoint_covers_every_sample_and_keeps_global_batches():
+    n = 35
+    for epoch in (0, 1):
+        shards = [_loader(n, train_split=True, rank=r, world=2).indices(epoch) for r in range(2)]
+        assert len(shards[0]) == len(shards[1]) == 17 and not set(shards[0].tolist()) & set(shards[1].tolist())
+        single = _loader(n, train_split=True, rank=0, world=1, batch=8).indices(epoch)
+        for k in range(2):  # global batch k: the same 8 samples on one process or two
+            assert set(single[8 * k : 8 * k + 8].tolist()) == set(shards[0][4 * k : 4 * k + 4].tolist()) | set(
+                shards[1][4 * k : 4 * k + 4].tolist())
+    assert not torch.equal(_loader(n, train_split=True, rank=0, world=2).indices(0),
+                           _loader(n, train_split=True, rank=0, world=2).indices(1)), "set_epoch: a new order"
+    val = [_loader(n, train_split=False, rank=r, world=2).indices(0).tolist() for r in range(2)]
+    assert sorted(val[0] + val[1]) == list(range(n)), "validation: every sample once, no padding"
+
+
+def test_sync_batchnorm_is_refused_on_cpu(tmp_path):
+    with pytest.raises(UserError, match="--sync-bn needs CUDA"):
+        train("resnet20", data="synthetic:8", image_size=8, epochs=1, sync_bn=True, out=tmp_path / "r",
+              progress=False, log=None, device="cpu")
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_any_world_size(tiny, tmp_path):
+    ref1 = train("tiny_ddp", out=tmp_path / "ref1", epochs=1, **KW)
+    ref2 = train("tiny_ddp", out=tmp_path / "ref2", epochs=2, **KW)
+
+    # 2 processes, global batch 16 = 8 per process, one epoch
+    argv = ["train", "tiny_ddp", "--data", "synthetic:70", "--image-size", "8", "--batch-size", "16", "--recipe",
+            "quick", "--set", *SETTINGS, "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "ddp")]
+    proc = _torchrun(tiny, CLI, argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("epoch   1/1") == 1 and proc.stdout.count("tiny_ddp on synthetic:70") == 1, \
+        "rank 0 alone prints"
+    ddp = tmp_path / "ddp"
+    assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in (tmp_path / "ref1").iterdir())
+    _assert_close(_weights(ddp), _weights(tmp_path / "ref1"))
+    state = load_state(ddp / "last.pt")
+    assert not any(k.startswith("module.") for k in [*state["model"], *_weights(ddp)])
+    row = json.loads((ddp / "metrics.jsonl").read_text())
+    assert row["val_count"] == 17 and row["train_images"] == 64  # every validation image exactly once
+    assert row["val_top1"] == pytest.approx(ref1.history[0]["val_top1"])
+    assert row["train_loss"] == pytest.approx(ref1.history[0]["train_loss"], rel=1e-5)
+    confusion = [line.split(",")[1:] for line in (ddp / "confusion_matrix.csv").read_text().splitlines()[1:]]
+    assert sum(int(v) for line in confusion for v in line) == 17
+    summary = json.loads((ddp / "summary.json").read_text())
+    assert summary["world_size"] == 2 and json.loads((ddp / "config.json").read_text())["world_size"] == 2
+
+    # saved by 2 processes, resumed by 1; saved by 1, resumed by 2: both end where one process ends
+    resumed = train(resume=ddp, epochs=2, progress=False, log=None, device="cpu", model=None)
+    _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()}, _weights(tmp_path / "ref2"))
+    shutil.copytree(tmp_path / "ref1", tmp_path / "up")
+    proc = _torchrun(tiny, CLI, ["train", "--resume", str(tmp_path / "up"), "--epochs", "2", "--device", "cpu"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_close(_weights(tmp_path / "up"), _weights(tmp_path / "ref2"))
+    rows = [json.loads(line) for line in (tmp_path / "up" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_count"] == 17
+    assert rows[1]["val_top1"] == pytest.approx(ref2.history[1]["val_top1"])
+
+
+FAULTS = """
+    import os
+    from cnnzoo.training import NonFiniteLoss, TrainingInterrupted, load_state, train
+
+    out, rank = sys.argv[1], os.environ["RANK"]
+    kw = dict(data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=2, progress=False, log=None,
+              device="cpu", overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"])
+    os.environ["TINY_FAULT"] = "nan:1:3"  # rank 1 alone: NaN in its 3rd step
+    try:
+        train("tiny_ddp", out=out + "/nan", **kw)
+        print(f"RANK{rank} FINISHED", flush=True)
+    except NonFiniteLoss as exc:
+        print(f"RANK{rank} NONFINITE {exc}", flush=True)
+    os.environ["TINY_FAULT"] = "sigterm:1:3"  # SIGTERM delivered to rank 1 alone, in its 3rd step
+    try:
+        train("tiny_ddp", out=out + "/sig", **kw)
+        print(f"RANK{rank} FINISHED", flush=True)
+    except TrainingInterrupted as exc:
+        print(f"RANK{rank} INTERRUPTED {exc.signum}", flush=True)
+"""
+
+
+def test_nan_or_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tiny, tmp_path):
+    proc = _torchrun(tiny, FAULTS, [str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    nonfinite = [line.split(" ", 2)[2] for line in lines if "NONFINITE" in line]
+    assert len(nonfinite) == 2 and nonfinite[0] == nonfinite[1], lines
+    assert "at epoch 1, step 3 of 4 (iteration 3)" in nonfinite[0] and "no checkpoint had been written" in nonfinite[0]
+    assert not (tmp_path / "nan" / "last.pt").exists()
+    assert sorted(line for line in lines if "INTERRUPTED" in line) == ["RANK0 INTERRUPTED 15", "RANK1 INTERRUPTED 15"]
+    state = load_state(tmp_path / "sig" / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 3), "rank 0 saved the step at which rank 1 got SIGTERM"
+    summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["stop_reason"] == "SIGTERM"
+    # the interrupted 2-process run, resumed mid-epoch by one process, ends where an uninterrupted run ends
+    resumed = train(resume=tmp_path / "sig", progress=False, log=None, device="cpu", model=None)
+    reference = train("tiny_ddp", out=tmp_path / "ref", **{**KW, "epochs": 2})
+    _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()},
+                  {k: v.cpu() for k, v in reference.model.state_dict().items()})
+    assert [r["train_images"] for r in resumed.history] == [64, 64]
