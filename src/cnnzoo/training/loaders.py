@@ -12,7 +12,6 @@ with a warning the first time; a batch in which no file decodes comes back with 
 
 from __future__ import annotations
 
-import abc
 import warnings
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, 
 from .data import Data, FileSource, TensorSource
 
 
-class Loader(abc.ABC):
+class Loader:
     """Shared by both kinds: sample order, sharding, batch count, normalisation."""
 
     def __init__(
@@ -73,9 +72,8 @@ class Loader(abc.ABC):
         x = (x - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    @abc.abstractmethod
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(images, labels) batches of one epoch, from ``start_step`` on (a resumed run skips the steps done)."""
+        raise NotImplementedError
 
 
 class ResidentLoader(Loader):
