@@ -12,6 +12,7 @@ with a warning the first time; a batch in which no file decodes comes back with 
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Iterator
 
@@ -21,7 +22,7 @@ from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, 
 from .data import Data, FileSource, TensorSource
 
 
-class Loader:
+class Loader(abc.ABC):
     """Shared by both kinds: sample order, sharding, batch count, normalisation."""
 
     def __init__(
@@ -72,8 +73,9 @@ class Loader:
         x = (x - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    @abc.abstractmethod
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError
+        """(images, labels) batches of one epoch from ``start_step`` on (a resumed run skips the steps done)."""
 
 
 class ResidentLoader(Loader):
