@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.models.densenet import DenseLayer
+from cnnzoo.layers.dense import DenseLayer
 from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec, Join
 
 
@@ -38,7 +38,7 @@ def test_cifar_densenet_stem_bottleneck_compression(name, stem, bottleneck_width
 
 
 def test_densenet_dropout_follows_every_conv_but_the_first():
-    model = cnnzoo.create_model("densenet_bc100_k12", drop_rate=0.2)
+    model = cnnzoo.create_model("densenet_bc100_k12", dropout=0.2)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(convs) == 1 + 3 * 16 * 2 + 2  # stem, 2 convs per bottleneck layer, 2 transitions
@@ -54,10 +54,10 @@ def _norm1_calls(model):
     return calls
 
 
-@pytest.mark.parametrize(("name", "drop_rate"), [("densenet_bc100_k12", 0.0), ("densenet40_k12", 0.2)])
-def test_memory_efficient_path_equals_plain_path(name, drop_rate):
-    plain = cnnzoo.create_model(name, drop_rate=drop_rate).train()
-    efficient = cnnzoo.create_model(name, drop_rate=drop_rate, memory_efficient=True).train()
+@pytest.mark.parametrize(("name", "dropout"), [("densenet_bc100_k12", 0.0), ("densenet40_k12", 0.2)])
+def test_memory_efficient_path_equals_plain_path(name, dropout):
+    plain = cnnzoo.create_model(name, dropout=dropout).train()
+    efficient = cnnzoo.create_model(name, dropout=dropout, memory_efficient=True).train()
     efficient.load_state_dict(plain.state_dict())
     plain_calls, efficient_calls = _norm1_calls(plain), _norm1_calls(efficient)
     x = torch.randn(4, 3, 8, 8)
@@ -88,6 +88,26 @@ def test_memory_efficient_eval_matches():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(efficient(x), plain(x))
+
+
+def test_densenet_loads_torchvisions_legacy_keys():
+    """torchvision's published DenseNet files say denselayerN.norm.1 / conv.1 / ... (torchvision's loader renames
+    them): both that layout and the current one load and give torchvision's outputs."""
+    import re
+
+    import torchvision
+
+    reference = torchvision.models.densenet121(weights=None).eval()
+    current = reference.state_dict()
+    legacy = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in current.items()}
+    assert sum(k.endswith(".norm.1.weight") for k in legacy) == 6 + 12 + 24 + 16  # one per dense layer
+    assert not any(".norm1." in k for k in legacy)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+        expected = reference(x)
+        for state in (current, legacy):
+            got = cnnzoo.create_model("densenet121", weights=state).eval()(x)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------------- FractalNet

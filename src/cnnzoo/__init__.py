@@ -9,6 +9,7 @@ Public API::
     train(model_or_name, *, data="digits", recipe=None, epochs=None, out=None, device="auto", ...) -> RunResult
 """
 
+from . import models  # noqa: F401  (registers every family)
 from .analysis import Report, analyze
 from .registry import ModelInfo, PaperResult, create_model, list_families, list_models, model_info
 from .training import train

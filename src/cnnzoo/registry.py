@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from .errors import UnknownNameError
+from .weights import load_weights
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class PaperResult:
     value: float
     dataset: str  # e.g. "ImageNet-2012 val, 10-crop", "CIFAR-10 test (+aug)"
     source: str  # e.g. "He et al. 2016, Table 6"
+    verified: bool = True  # False: taken from a secondary source, not yet checked against the cited table
 
 
 @dataclass(frozen=True)
@@ -46,20 +48,68 @@ class ModelInfo:
     min_size: int | None = None  # smallest H = W the network accepts; None means input_size's H
     paper_params: float | None = None  # as the paper reports it (often rounded), with paper_params_source
     paper_params_source: str | None = None
+    paper_params_verified: bool = True  # False: paper_params not yet checked against the cited table
+    # the part of this build that the paper's figure counts, exactly, where it is not all of ``params``
+    comparable_params: int | None = None
+    comparable_params_note: str | None = None  # what comparable_params counts, e.g. "without the auxiliary heads"
     paper_macs: float | None = None  # multiply-adds (1 MAC = 1 multiply + 1 add; FLOPs = 2 x MACs)
     paper_macs_source: str | None = None
+    paper_macs_verified: bool = True  # False: paper_macs not yet checked against the cited table
     results: tuple[PaperResult, ...] = ()
     deviations: tuple[str, ...] = ()  # every documented difference from the paper
     torchvision: str | None = None  # name of the torchvision builder whose state dicts this variant loads
     recipe: str | None = None  # name of the default training recipe
     aux_outputs: int = 0  # extra outputs returned in training mode (GoogLeNet's auxiliary heads)
-    slow: bool = False  # deep/large: the tests mark it slow (it still runs in `make test`)
-    tags: tuple[str, ...] = ()
 
     @property
     def test_size(self) -> int:
         """The smallest valid square input side: what the tests use."""
         return self.min_size if self.min_size is not None else self.input_size[1]
+
+    def describe_lines(self) -> list[str]:
+        """What ``cnnzoo info`` prints, one line each; unverified paper numbers say so."""
+        c, h, w = self.input_size
+        lines = [f"{self.name}  ({self.family})", f"  paper:        {self.paper}"]
+        if self.description:
+            lines.append(f"  what:         {self.description}")
+        lines += [
+            f"  input:        {c}x{h}x{w} (smallest accepted side: {self.test_size})",
+            f"  classes:      {self.num_classes}",
+            f"  params:       {self.params:,} (exact, this build)",
+        ]
+        if self.comparable_params is not None:
+            lines.append(f"  comparable:   {self.comparable_params:,} ({self.comparable_params_note})")
+        if self.paper_params is not None:
+            lines.append(
+                f"  paper params: {_count(self.paper_params)}  [{self.paper_params_source}]"
+                + _unverified(self.paper_params_verified)
+            )
+        if self.paper_macs is not None:
+            lines.append(
+                f"  paper MACs:   {_count(self.paper_macs)}  [{self.paper_macs_source}] (FLOPs = 2 x MACs)"
+                + _unverified(self.paper_macs_verified)
+            )
+        if self.torchvision:
+            lines.append(f"  loads torchvision weights of: torchvision.models.{self.torchvision}")
+        if self.recipe:
+            lines.append(f"  default recipe: {self.recipe}")
+        if self.results:
+            lines.append("  paper results:")
+            lines += [
+                f"    {r.metric} = {r.value:g} on {r.dataset}  [{r.source}]" + _unverified(r.verified)
+                for r in self.results
+            ]
+        lines.append("  deviations from the paper:" + ("" if self.deviations else " none"))
+        lines += [f"    - {d}" for d in self.deviations]
+        return lines
+
+
+def _count(n: float) -> str:
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.4g}"
+
+
+def _unverified(verified: bool) -> str:
+    return "" if verified else "  (not verified against the cited table)"
 
 
 @dataclass(frozen=True)
@@ -90,7 +140,6 @@ def register_model(
 
 
 def _entry(name: str) -> _Entry:
-    _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -99,13 +148,8 @@ def _entry(name: str) -> _Entry:
         raise UnknownNameError(f"unknown model {name!r}{hint}") from None
 
 
-def _load_families() -> None:
-    from . import models  # noqa: F401  (importing the family modules registers them)
-
-
 def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
     """Registered names matching the fnmatch ``pattern`` (and ``family``, if given), sorted."""
-    _load_families()
     return sorted(
         name
         for name, entry in _REGISTRY.items()
@@ -114,7 +158,6 @@ def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
 
 
 def list_families() -> list[str]:
-    _load_families()
     return sorted({entry.info.family for entry in _REGISTRY.values()})
 
 
@@ -147,7 +190,5 @@ def create_model(
         **kwargs,
     )
     if weights is not None:
-        from .weights import load_weights
-
         load_weights(model, weights, torchvision_key_map=entry.torchvision_key_map, name=name)
     return model

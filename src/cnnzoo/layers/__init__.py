@@ -1,10 +1,12 @@
 """Blocks shared by several families. Each lives in one place and is imported, never copied."""
 
-from .conv import ConvBNReLU, ConvReLU
+from .conv import ConvReLU
 # the module cnnzoo.layers.drop_path also holds the functional drop_path(); it is not re-exported, so that the
 # package attribute stays the module
 from .drop_path import DropPath, StochasticDepth, drop_path_modules, drop_path_schedule
+from .dense import DenseBlock, DenseLayer, Transition
 from .inception import InceptionModule
+from .init import caffe_xavier_, init_he_
 from .norm import paper_lrn
 from .residual import (
     BasicBlock,
@@ -12,7 +14,6 @@ from .residual import (
     PreActBlock,
     PreActBottleneck,
     ZeroPadShortcut,
-    init_he_,
     make_shortcut,
     make_stage,
 )
@@ -20,14 +21,17 @@ from .residual import (
 __all__ = [
     "BasicBlock",
     "Bottleneck",
-    "ConvBNReLU",
     "ConvReLU",
+    "DenseBlock",
+    "DenseLayer",
     "DropPath",
     "InceptionModule",
     "PreActBlock",
     "PreActBottleneck",
     "StochasticDepth",
+    "Transition",
     "ZeroPadShortcut",
+    "caffe_xavier_",
     "drop_path_modules",
     "drop_path_schedule",
     "init_he_",

@@ -15,24 +15,3 @@ class ConvReLU(nn.Sequential):
             nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups),
             nn.ReLU(inplace=True),
         )
-
-
-class ConvBNReLU(nn.Sequential):
-    """conv (no bias) -> BN -> ReLU: the post-activation unit of Ioffe & Szegedy 2015 and He et al. 2016."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int | None = None,
-        groups: int = 1,
-        bn_eps: float = 1e-5,
-    ) -> None:
-        padding = kernel_size // 2 if padding is None else padding
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels, eps=bn_eps),
-            nn.ReLU(inplace=True),
-        )

@@ -1,5 +1,5 @@
 """The residual blocks every residual family builds from: one basic block, one bottleneck, their pre-activation
-forms, the shortcuts, one stage builder, stems, heads and He initialisation.
+forms, the shortcuts, one stage builder, stems and heads (He initialisation: `cnnzoo.layers.init`).
 
 Families (ResNet, pre-activation ResNet, Wide ResNet, ResNeXt, Stochastic Depth) differ by spec, not by code.
 Module names follow torchvision's ResNet (``conv1``/``bn1``/..., ``shortcut`` for its ``downsample``) so that a
@@ -298,16 +298,3 @@ def make_head(in_channels: int, num_classes: int, *, preact: bool = False) -> nn
         layers.update(bn=nn.BatchNorm2d(in_channels), relu=nn.ReLU(inplace=True))
     layers.update(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(in_channels, num_classes))
     return nn.Sequential(layers)
-
-
-def init_he_(model: nn.Module) -> None:
-    """He et al. 2015 ("Delving Deep into Rectifiers", eq. 14 in its backward form) for every conv:
-    N(0, 2 / (k * k * out_channels)), i.e. ``kaiming_normal_(mode="fan_out")`` as fb.resnet.torch, the
-    resnet-1k-layers and WRN code and torchvision do. Batch norms start at weight 1, bias 0; linear layers keep
-    PyTorch's default."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)

@@ -1,7 +1,17 @@
-"""Importing this package registers every family: each module in it registers its names on import."""
+"""The families: importing this package registers every network (each module registers its names on import)."""
 
-import importlib
-import pkgutil
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_module}")
+from . import (  # noqa: F401  (imported for their registrations)
+    alexnet,
+    densenet,
+    fractalnet,
+    googlenet,
+    nin,
+    preact_resnet,
+    resnet,
+    resnext,
+    squeezenet,
+    stochastic_depth,
+    vgg,
+    wide_resnet,
+    zfnet,
+)

@@ -208,7 +208,6 @@ register_model(
             "LRN spans all 96 / 256 maps (each GPU normalised only its own half)",
         ),
         recipe="alexnet",
-        tags=("imagenet", "lrn", "grouped-conv"),
     ),
     spec=SPECS["alexnet"],
 )
@@ -234,7 +233,6 @@ register_model(
             _INPUT_227,
         ),
         recipe="alexnet",
-        tags=("imagenet", "lrn"),
     ),
     spec=SPECS["alexnet_1tower"],
 )
@@ -273,7 +271,6 @@ register_model(
         ),
         torchvision="alexnet",
         recipe="alexnet",
-        tags=("imagenet", "torchvision"),
     ),
     spec=SPECS["alexnet_tv"],
 )

@@ -258,14 +258,27 @@ _UNRESOLVED = (
     "33,714,314 (Caffe units: conv bias, BN without affine); see the module docstring"
 )
 
-# name: (exact params, description, results, deviations)
-_MODELS = {
-    "fractalnet20": (33_714_314, "CIFAR FractalNet, B=5, C=3: 20 convs on the deepest path + FC", _FRACTALNET20_RESULTS,
-                     (_UNRESOLVED,)),
-    "fractalnet40": (76_084_554, "CIFAR FractalNet, B=5, C=4: 40 convs on the deepest path + FC", (), ()),
+@dataclass(frozen=True)
+class _Row:
+    params: int  # exact, this build at 10 classes
+    description: str
+    results: tuple[PaperResult, ...] = ()
+    deviations: tuple[str, ...] = ()
+    paper_params: float | None = None
+
+
+_ROWS_BY_NAME = {
+    "fractalnet20": _Row(
+        33_714_314,
+        "CIFAR FractalNet, B=5, C=3: 20 convs on the deepest path + FC",
+        results=_FRACTALNET20_RESULTS,
+        deviations=(_UNRESOLVED,),
+        paper_params=38.6e6,
+    ),
+    "fractalnet40": _Row(76_084_554, "CIFAR FractalNet, B=5, C=4: 40 convs on the deepest path + FC"),
 }
 
-for _name, (_params, _description, _results, _deviations) in _MODELS.items():
+for _name, _row in _ROWS_BY_NAME.items():
     register_model(
         FractalNet,
         ModelInfo(
@@ -274,19 +287,16 @@ for _name, (_params, _description, _results, _deviations) in _MODELS.items():
             paper=PAPER,
             input_size=(3, 32, 32),
             num_classes=10,
-            params=_params,
-            description=_description,
-            paper_params=38.6e6 if _name == "fractalnet20" else None,
-            paper_params_source=(
-                "Huang et al. 2017 (DenseNet), Table 2, 'FractalNet, depth 21' [not re-verified; unexplained]"
-                if _name == "fractalnet20"
-                else None
-            ),
-            results=_results,
-            deviations=_deviations,
+            params=_row.params,
+            description=_row.description,
+            paper_params=_row.paper_params,
+            paper_params_source="Huang et al. 2017 (DenseNet), Table 2, 'FractalNet, depth 21' (unexplained)"
+            if _row.paper_params
+            else None,
+            paper_params_verified=False,
+            results=_row.results,
+            deviations=_row.deviations,
             recipe="fractalnet",
-            slow=_name == "fractalnet40",  # 76M parameters: a few seconds per forward/backward on 2 CPU cores
-            tags=("cifar", "paper_params_unresolved") if _name == "fractalnet20" else ("cifar",),
         ),
         spec=SPECS[_name],
     )

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..layers import ConvReLU, InceptionModule
+from ..layers import ConvReLU, InceptionModule, caffe_xavier_
 from ..registry import ModelInfo, PaperResult, register_model
 
 PAPER = (
@@ -186,7 +186,7 @@ class GoogLeNet(nn.Module):
                 if tv:
                     nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
                 else:
-                    nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")  # Caffe "xavier": U(+-sqrt(3/fan_in))
+                    caffe_xavier_(m.weight)
                 if m.bias is not None and not tv:  # torchvision leaves its FC biases at PyTorch's default
                     nn.init.constant_(m.bias, 0.0 if m in classifiers else 0.2)
             elif isinstance(m, nn.BatchNorm2d):
@@ -245,15 +245,18 @@ register_model(
             "(logits, aux_logits2 [4d], aux_logits1 [4a]), torchvision's order; 6,998,552 params with aux_logits=False"
         ),
         min_size=31,  # below it the 3x3/2 max pool after 4e gets a 1x1 map
+        comparable_params=6_998_552,
+        comparable_params_note="without the two auxiliary heads, aux_logits=False: the network Table 1 counts",
         paper_params=6.8e6,
         paper_params_source="Szegedy et al. 2015, Table 1 params column (main network, ~6.8M as usually quoted)",
+        paper_params_verified=False,
         paper_macs=1.5e9,
         paper_macs_source="Szegedy et al. 2015, §1: 'a computational budget of 1.5 billion multiply-adds'",
         results=(
             PaperResult("top5_error_pct", 6.67, "ILSVRC-2014 test, 7 models x 144 crops",
-                        "Szegedy et al. 2015, Table 2 [V: secondary summary]"),
-            PaperResult("top5_error_pct", 10.07, "ILSVRC-2014 val, 1 model, 1 crop",
-                        "Szegedy et al. 2015, Table 3 [R: recalled in architectures.md §1.4, not re-verified]"),
+                        "Szegedy et al. 2015, Table 2", verified=False),
+            PaperResult("top5_error_pct", 10.07, "ILSVRC-2014 val, 1 model, 1 crop", "Szegedy et al. 2015, Table 3",
+                        verified=False),
         ),
         deviations=(
             "final 7x7 average pool is AdaptiveAvgPool2d(1), and AdaptiveAvgPool2d(14) precedes each aux head's "
@@ -262,7 +265,6 @@ register_model(
         ),
         recipe="googlenet",
         aux_outputs=2,
-        tags=("imagenet", "inception"),
     ),
 )
 
@@ -292,7 +294,6 @@ register_model(
         ),
         torchvision="googlenet",
         recipe="googlenet",
-        tags=("imagenet", "inception", "torchvision-compatible"),
     ),
     torchvision_key_map=_from_torchvision,
     torchvision_layout=True,

@@ -11,8 +11,8 @@ map per class (§3.2): there is no fully connected layer. Dropout goes between m
 
 The paper has no channel table. The layouts are those of the authors' public Caffe models: the CIFAR-10 model as
 mirrored in szagoruyko/wide-residual-networks `models/nin.lua` (whose own changes, BN / no dropout / a linear head,
-we do not copy) and the Caffe model-zoo ImageNet model (architectures.md §1.13). As in those models, pooling uses
-Caffe's ceil rounding (32 -> 16 -> 8 on CIFAR; 54 -> 27 -> 13 -> 6 on ImageNet) and the class maps pass through a
+we do not copy) and the Caffe model-zoo ImageNet model (BVLC model zoo, "NIN-Imagenet"). As in those models, pooling
+uses Caffe's ceil rounding (32 -> 16 -> 8 on CIFAR; 54 -> 27 -> 13 -> 6 on ImageNet) and the class maps pass through a
 ReLU before the average. The global average is `AdaptiveAvgPool2d(1)`: equal to the public models' 8x8 (CIFAR)
 and 6x6 (ImageNet) average at their input sizes, and valid at other sizes.
 
@@ -137,7 +137,6 @@ register_model(
         ),
         deviations=(_LAYOUT, "PyTorch default initialisation (the paper gives none)"),
         recipe="nin",
-        tags=("cifar", "gap"),
     ),
     layers=SPECS["nin_cifar"],
 )
@@ -162,7 +161,6 @@ register_model(
             "PyTorch default initialisation (the paper gives none)",
         ),
         recipe="nin",
-        tags=("imagenet", "gap"),
     ),
     layers=SPECS["nin_imagenet"],
 )

@@ -16,6 +16,8 @@ torchvision state dicts. The shared `cnnzoo.layers.residual.Bottleneck` is drive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..layers.residual import Bottleneck
 from ..registry import ModelInfo, PaperResult, register_model
 from .resnet import CIFAR_MIN_SIZE, IMAGENET_MIN_SIZE, ResNet, ResNetSpec, torchvision_key_map
@@ -56,59 +58,56 @@ SPECS: dict[str, ResNetSpec] = {
 }
 
 _README = "facebookresearch/ResNeXt README (single crop 224, top-1 error)"
-_R = "[R: architectures.md §1.8, not re-verified]"
+_TABLE7 = "Xie et al. 2017, Table 7"
 _CIFAR_DEVIATION = (
     "post-activation bottlenecks, as the authors' released code; the README says the arXiv CIFAR numbers used "
     "pre-activation bottlenecks and batch 256 and that this form (batch 128) does better",
 )
-# name: (exact params, paper params, torchvision _ops, torchvision IMAGENET1K_V1 acc@1/acc@5 or None, results)
-_VARIANTS: dict[str, tuple[int, float | None, float | None, tuple[float, float] | None, tuple[PaperResult, ...]]] = {
-    "resnext29_8x64d": (
-        34_426_698,
-        34.4e6,
-        None,
-        None,
-        (
-            PaperResult("top1_error_pct", 3.65, "CIFAR-10 test (+aug)", f"Xie et al. 2017, Table 7 {_R}"),
-            PaperResult("top1_error_pct", 17.77, "CIFAR-100 test (+aug)", f"Xie et al. 2017, Table 7 {_R}"),
-        ),
+
+
+def _table7(c10: float, c100: float) -> tuple[PaperResult, ...]:
+    """Xie et al. Table 7 CIFAR test errors (quoted from secondary sources, not yet checked against the table)."""
+    return (
+        PaperResult("top1_error_pct", c10, "CIFAR-10 test (+aug)", _TABLE7, verified=False),
+        PaperResult("top1_error_pct", c100, "CIFAR-100 test (+aug)", _TABLE7, verified=False),
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    params: int  # exact, this build (10 classes on CIFAR, 1000 on ImageNet)
+    paper_params: float | None = None  # Table 7 (CIFAR), not yet checked against the table
+    tv_macs: float | None = None  # torchvision weights meta "_ops" (= conv+fc MACs at 224)
+    tv_acc1: float | None = None  # torchvision IMAGENET1K_V1 acc@1 / acc@5, 1 crop 224
+    tv_acc5: float | None = None
+    results: tuple[PaperResult, ...] = ()
+
+
+_ROWS: dict[str, _Row] = {
+    "resnext29_8x64d": _Row(34_426_698, paper_params=34.4e6, results=_table7(3.65, 17.77)),
+    "resnext29_16x64d": _Row(68_155_210, paper_params=68.1e6, results=_table7(3.58, 17.31)),
+    "resnext50_32x4d": _Row(
+        25_028_904, tv_macs=4.23e9, tv_acc1=77.618, tv_acc5=93.698,
+        results=(PaperResult("top1_error_pct", 22.2, "ILSVRC-2012 val, single crop 224", _README),),
     ),
-    "resnext29_16x64d": (
-        68_155_210,
-        68.1e6,
-        None,
-        None,
-        (
-            PaperResult("top1_error_pct", 3.58, "CIFAR-10 test (+aug)", f"Xie et al. 2017, Table 7 {_R}"),
-            PaperResult("top1_error_pct", 17.31, "CIFAR-100 test (+aug)", f"Xie et al. 2017, Table 7 {_R}"),
-        ),
-    ),
-    "resnext50_32x4d": (
-        25_028_904,
-        None,
-        4.23e9,
-        (77.618, 93.698),
-        (PaperResult("top1_error_pct", 22.2, "ILSVRC-2012 val, single crop 224", _README),),
-    ),
-    "resnext101_32x8d": (88_791_336, None, 16.414e9, (79.312, 94.526), ()),
-    "resnext101_64x4d": (
-        83_455_272,
-        None,
-        15.46e9,
-        None,  # torchvision ships only IMAGENET1K_V1 trained with its newer recipe (83.246 acc@1)
-        (PaperResult("top1_error_pct", 20.4, "ILSVRC-2012 val, single crop 224", _README),),
+    "resnext101_32x8d": _Row(88_791_336, tv_macs=16.414e9, tv_acc1=79.312, tv_acc5=94.526),
+    # torchvision ships only IMAGENET1K_V1 trained with its newer recipe (83.246 acc@1): no accuracy here
+    "resnext101_64x4d": _Row(
+        83_455_272, tv_macs=15.46e9,
+        results=(PaperResult("top1_error_pct", 20.4, "ILSVRC-2012 val, single crop 224", _README),),
     ),
 }
 
-for _name, (_params, _paper_params, _ops, _tv_acc, _results) in _VARIANTS.items():
+for _name, _row in _ROWS.items():
     _spec = SPECS[_name]
     _cifar = _spec.stem == "cifar"
     _weights = f"torchvision ResNeXt{_name[7:].upper()}_Weights.IMAGENET1K_V1 meta"
-    if _tv_acc is not None:
-        _results = _results + (
-            PaperResult("top1_error_pct", round(100 - _tv_acc[0], 3), "ILSVRC-2012 val, 1 crop 224 (torchvision)",
+    _results = _row.results
+    if _row.tv_acc1 is not None and _row.tv_acc5 is not None:
+        _results += (
+            PaperResult("top1_error_pct", round(100 - _row.tv_acc1, 3), "ILSVRC-2012 val, 1 crop 224 (torchvision)",
                         _weights),
-            PaperResult("top5_error_pct", round(100 - _tv_acc[1], 3), "ILSVRC-2012 val, 1 crop 224 (torchvision)",
+            PaperResult("top5_error_pct", round(100 - _row.tv_acc5, 3), "ILSVRC-2012 val, 1 crop 224 (torchvision)",
                         _weights),
         )
     register_model(
@@ -119,21 +118,20 @@ for _name, (_params, _paper_params, _ops, _tv_acc, _results) in _VARIANTS.items(
             paper=PAPER,
             input_size=(3, 32, 32) if _cifar else (3, 224, 224),
             num_classes=10 if _cifar else 1000,
-            params=_params,
+            params=_row.params,
             description=f"ResNeXt-{_name[7:].replace('_', ' ')}: grouped-conv bottlenecks, cardinality "
             f"{_spec.cardinality}, group width {_spec.bottleneck_width} at the first stage"
             + (" (CIFAR stem conv3x3 64)" if _cifar else "; loads torchvision state dicts"),
             min_size=CIFAR_MIN_SIZE if _cifar else IMAGENET_MIN_SIZE,
-            paper_params=_paper_params,
-            paper_params_source=f"Xie et al. 2017, Table 7 {_R}" if _paper_params else None,
-            paper_macs=_ops,
-            paper_macs_source=f"{_weights} _ops (= conv+fc MACs)" if _ops else None,
+            paper_params=_row.paper_params,
+            paper_params_source=_TABLE7 if _row.paper_params else None,
+            paper_params_verified=False,
+            paper_macs=_row.tv_macs,
+            paper_macs_source=f"{_weights} _ops (= conv+fc MACs)" if _row.tv_macs else None,
             results=_results,
             deviations=_CIFAR_DEVIATION if _cifar else (),
             torchvision=None if _cifar else _name,
             recipe="resnext_cifar" if _cifar else "resnext_imagenet",
-            slow=_name != "resnext50_32x4d",
-            tags=("cifar",) if _cifar else ("imagenet", "torchvision-compatible"),
         ),
         torchvision_key_map=None if _cifar else torchvision_key_map,
         spec=_spec,

@@ -23,12 +23,12 @@ for every conv but conv10, which is N(0, 0.01); biases 0. (torchvision uses kaim
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ..layers.init import caffe_xavier_
 from ..registry import ModelInfo, PaperResult, register_model
 
 
@@ -139,9 +139,8 @@ class SqueezeNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 if m is conv10:
                     nn.init.normal_(m.weight, mean=0.0, std=0.01)
-                else:  # Caffe "xavier" (variance_norm FAN_IN)
-                    bound = math.sqrt(3.0 / nn.init._calculate_fan_in_and_fan_out(m.weight)[0])
-                    nn.init.uniform_(m.weight, -bound, bound)
+                else:
+                    caffe_xavier_(m.weight)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -185,7 +184,6 @@ register_model(
         deviations=_COMMON_DEVIATIONS,
         torchvision="squeezenet1_0",
         recipe="squeezenet",
-        tags=("imagenet", "torchvision", "fire"),
     ),
     spec=SPECS["squeezenet1_0"],
 )
@@ -213,7 +211,6 @@ register_model(
         deviations=("v1.1 is the official repository's revision, not in the paper", *_COMMON_DEVIATIONS),
         torchvision="squeezenet1_1",
         recipe="squeezenet",
-        tags=("imagenet", "torchvision", "fire"),
     ),
     spec=SPECS["squeezenet1_1"],
 )
@@ -240,7 +237,6 @@ register_model(
         ),
         deviations=_COMMON_DEVIATIONS,
         recipe="squeezenet",
-        tags=("imagenet", "fire", "bypass"),
     ),
     spec=SPECS["squeezenet1_0_bypass"],
 )

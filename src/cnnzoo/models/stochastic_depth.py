@@ -62,7 +62,6 @@ register_model(
             "1,732,010 in all)",
         ),
         recipe="stochastic_depth_cifar",
-        tags=("cifar",),
     ),
     spec=SPECS["resnet110_sd"],
     drop_path_rate=1.0 - SURVIVAL_PROB_LAST,
@@ -84,8 +83,6 @@ register_model(
         deviations=_SHARED_DEVIATIONS
         + ("block layout is this library's paper ResNet-152; the authors' ImageNet code is not released",),
         recipe="resnet_imagenet",
-        slow=True,
-        tags=("imagenet",),
     ),
     spec=SPECS["resnet152_sd"],
     drop_path_rate=1.0 - SURVIVAL_PROB_LAST,

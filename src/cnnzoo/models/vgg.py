@@ -156,10 +156,6 @@ def _build(*, config: str, num_classes: int, in_channels: int, **kwargs) -> VGG:
     return VGG(CONFIGS[config], num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-def _results(*rows: tuple[str, float, str, str]) -> tuple[PaperResult, ...]:
-    return tuple(PaperResult(metric, value, dataset, source) for metric, value, dataset, source in rows)
-
-
 _DEVIATIONS = (
     "AdaptiveAvgPool2d((7, 7)) before fc6 (torchvision's): the identity at the paper's 224x224 input; lets the net "
     "run from 32x32 up",
@@ -169,61 +165,80 @@ _DEVIATIONS = (
     "(init='normal' gives A's N(0, 0.01^2))",
 )
 _BN = ("batch norm after every conv (torchvision's _bn variants; Ioffe & Szegedy 2015, not in the VGG paper)",)
-_R = "[R: recalled in architectures.md §1.3, not re-verified]"
+_SZ = "Simonyan & Zisserman 2015"
+_TABLE3 = "ILSVRC-2012 val, single scale, train S in [256;512], Q=384"
 _TABLE4 = "ILSVRC-2012 val, multi-scale test Q={S-32,S,S+32}, S in [256;512]"
 _TABLE5 = "ILSVRC-2012 val, dense + multi-crop, S in [256;512]"
-# (config, paper's Table 2 params in millions, torchvision _ops = MACs in G, results)
-_PAPER: dict[str, tuple[float, float | None, tuple[PaperResult, ...]]] = {
-    "A": (133e6, 7.609e9, ()),
-    "A-LRN": (133e6, 7.609e9, ()),
-    "B": (133e6, 11.308e9, ()),
-    "C": (134e6, None, ()),
-    "D": (
+
+
+def _unverified(metric: str, value: float, dataset: str, table: str) -> PaperResult:
+    """A figure of the paper's tables, quoted from secondary sources and not yet checked against the table."""
+    return PaperResult(metric, value, dataset, f"{_SZ}, {table}", verified=False)
+
+
+@dataclass(frozen=True)
+class _ConfigRow:
+    """One column of the paper's Table 1 (configurations A-E)."""
+
+    paper_params: float  # Table 2, millions (not yet checked against the table: `paper_params_verified`)
+    tv_macs: float | None  # torchvision weights meta "_ops" (= conv+fc MACs at 224); None: no torchvision model
+    results: tuple[PaperResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Variant:
+    config: str  # Table 1 column
+    params: int  # exact, this build at 1000 classes
+    torchvision: str | None  # the torchvision builder whose weights it loads
+    batch_norm: bool = False
+
+
+_CONFIG_ROWS: dict[str, _ConfigRow] = {
+    "A": _ConfigRow(133e6, tv_macs=7.609e9),
+    "A-LRN": _ConfigRow(133e6, tv_macs=7.609e9),  # LRN adds no MACs
+    "B": _ConfigRow(133e6, tv_macs=11.308e9),
+    "C": _ConfigRow(134e6, tv_macs=None),
+    "D": _ConfigRow(
         138e6,
-        15.47e9,
-        _results(
-            ("top1_error_pct", 25.6, "ILSVRC-2012 val, single scale, train S in [256;512], Q=384",
-             f"Simonyan & Zisserman 2015, Table 3 {_R}"),
-            ("top5_error_pct", 8.1, "ILSVRC-2012 val, single scale, train S in [256;512], Q=384",
-             f"Simonyan & Zisserman 2015, Table 3 {_R}"),
-            ("top1_error_pct", 24.8, _TABLE4, f"Simonyan & Zisserman 2015, Table 4 {_R}"),
-            ("top5_error_pct", 7.5, _TABLE4,
-             "Simonyan & Zisserman 2015, Table 4 [R; VGG16's 7.5% val top-5 also in a Packt excerpt, V]"),
-            ("top5_error_pct", 7.4, "ILSVRC-2012 test",
-             "Simonyan & Zisserman 2015, as quoted in a Packt excerpt [V: no table number given]"),
-            ("top1_error_pct", 24.4, _TABLE5, f"Simonyan & Zisserman 2015, Table 5 {_R}"),
-            ("top5_error_pct", 7.2, _TABLE5, f"Simonyan & Zisserman 2015, Table 5 {_R}"),
+        tv_macs=15.47e9,
+        results=(
+            _unverified("top1_error_pct", 25.6, _TABLE3, "Table 3"),
+            _unverified("top5_error_pct", 8.1, _TABLE3, "Table 3"),
+            _unverified("top1_error_pct", 24.8, _TABLE4, "Table 4"),
+            _unverified("top5_error_pct", 7.5, _TABLE4, "Table 4"),
+            _unverified("top5_error_pct", 7.4, "ILSVRC-2012 test", "table not identified"),
+            _unverified("top1_error_pct", 24.4, _TABLE5, "Table 5"),
+            _unverified("top5_error_pct", 7.2, _TABLE5, "Table 5"),
         ),
     ),
-    "E": (
+    "E": _ConfigRow(
         144e6,
-        19.632e9,
-        _results(
-            ("top1_error_pct", 24.8, _TABLE4, f"Simonyan & Zisserman 2015, Table 4 {_R}"),
-            ("top5_error_pct", 7.5, _TABLE4, f"Simonyan & Zisserman 2015, Table 4 {_R}"),
-            ("top1_error_pct", 24.4, _TABLE5, f"Simonyan & Zisserman 2015, Table 5 {_R}"),
-            ("top5_error_pct", 7.1, _TABLE5, f"Simonyan & Zisserman 2015, Table 5 {_R}"),
+        tv_macs=19.632e9,
+        results=(
+            _unverified("top1_error_pct", 24.8, _TABLE4, "Table 4"),
+            _unverified("top5_error_pct", 7.5, _TABLE4, "Table 4"),
+            _unverified("top1_error_pct", 24.4, _TABLE5, "Table 5"),
+            _unverified("top5_error_pct", 7.1, _TABLE5, "Table 5"),
         ),
     ),
 }
-
-# name -> (config, batch_norm, exact params at 1000 classes, torchvision builder)
-_VARIANTS: dict[str, tuple[str, bool, int, str | None]] = {
-    "vgg11": ("A", False, 132_863_336, "vgg11"),
-    "vgg11_lrn": ("A-LRN", False, 132_863_336, None),  # LRN has no parameters
-    "vgg13": ("B", False, 133_047_848, "vgg13"),
-    "vgg16_c": ("C", False, 133_638_952, None),
-    "vgg16": ("D", False, 138_357_544, "vgg16"),
-    "vgg19": ("E", False, 143_667_240, "vgg19"),
-    "vgg11_bn": ("A", True, 132_868_840, "vgg11_bn"),
-    "vgg13_bn": ("B", True, 133_053_736, "vgg13_bn"),
-    "vgg16_bn": ("D", True, 138_365_992, "vgg16_bn"),
-    "vgg19_bn": ("E", True, 143_678_248, "vgg19_bn"),
+_VARIANTS: dict[str, _Variant] = {
+    "vgg11": _Variant("A", 132_863_336, torchvision="vgg11"),
+    "vgg11_lrn": _Variant("A-LRN", 132_863_336, torchvision=None),  # LRN has no parameters
+    "vgg13": _Variant("B", 133_047_848, torchvision="vgg13"),
+    "vgg16_c": _Variant("C", 133_638_952, torchvision=None),
+    "vgg16": _Variant("D", 138_357_544, torchvision="vgg16"),
+    "vgg19": _Variant("E", 143_667_240, torchvision="vgg19"),
+    "vgg11_bn": _Variant("A", 132_868_840, torchvision="vgg11_bn", batch_norm=True),
+    "vgg13_bn": _Variant("B", 133_053_736, torchvision="vgg13_bn", batch_norm=True),
+    "vgg16_bn": _Variant("D", 138_365_992, torchvision="vgg16_bn", batch_norm=True),
+    "vgg19_bn": _Variant("E", 143_678_248, torchvision="vgg19_bn", batch_norm=True),
 }
 
-for _name, (_config, _bn, _params, _tv) in _VARIANTS.items():
-    _paper_params, _macs, _paper_results = _PAPER[_config]
-    _cfg = CONFIGS[_config]
+for _name, _variant in _VARIANTS.items():
+    _config, _bn = _variant.config, _variant.batch_norm
+    _row, _cfg = _CONFIG_ROWS[_config], CONFIGS[_config]
+    _macs_from = "vgg11" if _config == "A-LRN" else _variant.torchvision
     register_model(
         _build,
         ModelInfo(
@@ -232,7 +247,7 @@ for _name, (_config, _bn, _params, _tv) in _VARIANTS.items():
             paper=PAPER,
             input_size=(3, 224, 224),
             num_classes=1000,
-            params=_params,
+            params=_variant.params,
             description=(
                 f"VGG config {_config} ({_cfg.weight_layers} weight layers"
                 + (", batch norm" if _bn else "")
@@ -242,20 +257,17 @@ for _name, (_config, _bn, _params, _tv) in _VARIANTS.items():
                 + ("; a 1x1 conv ends stages 3-5" if _config == "C" else "")
             ),
             min_size=32,
-            paper_params=None if _bn else _paper_params,
-            paper_params_source=None if _bn else "Simonyan & Zisserman 2015, Table 2 (millions) [R]",
-            paper_macs=_macs,
-            paper_macs_source=(
-                None if _macs is None
-                else f"torchvision {'vgg11' if _config == 'A-LRN' else _tv} weights meta _ops (= conv+fc MACs"
-                + ("; LRN adds none)" if _config == "A-LRN" else ")")
-            ),
-            results=() if _bn else _paper_results,
+            paper_params=None if _bn else _row.paper_params,
+            paper_params_source=None if _bn else f"{_SZ}, Table 2 (millions)",
+            paper_params_verified=False,
+            paper_macs=_row.tv_macs,
+            paper_macs_source=None
+            if _row.tv_macs is None
+            else f"torchvision {_macs_from} weights meta _ops (= conv+fc MACs)",
+            results=() if _bn else _row.results,
             deviations=_DEVIATIONS + (_BN if _bn else ()),
-            torchvision=_tv,
+            torchvision=_variant.torchvision,
             recipe="vgg",
-            slow=True,
-            tags=("imagenet", "torchvision-compatible") if _tv else ("imagenet",),
         ),
         config=_config,
         batch_norm=_bn,

@@ -8,8 +8,8 @@
 ZFNet is "AlexNet but" (CS231n): the `AlexNet` class from alexnet.py interprets a ZFNet spec.
 
 Paddings. Fig. 3 gives the map sizes 224 -> 110 -> 55 -> 26 -> 13 -> 13 -> 13 -> 6 but no paddings. conv1 pad 1,
-pool1 pad 1, conv2 pad 0, pool2 pad 1, conv3-5 pad 1 and pool3 pad 0 reproduce every size (architectures.md §1.2,
-checked in tests/test_classic_families.py).
+pool1 pad 1, conv2 pad 0, pool2 pad 1, conv3-5 pad 1 and pool3 pad 0 reproduce every size (the
+tests check each one).
 
 Order and normalisation. Fig. 3's caption has layers 1 and 2 rectified, max-pooled (3x3, stride 2) and then contrast
 normalised across feature maps. The paper gives no constants for that normalisation; we use AlexNet's LRN (k=2, n=5,
@@ -52,7 +52,7 @@ SPECS: dict[str, AlexNetSpec] = {
 _TABLE2 = "Zeiler & Fergus, arXiv:1311.2901 Table 2"
 PAPER = "Zeiler, Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014 (arXiv:1311.2901)"
 _DEVIATIONS = (
-    # conv1 1, pool1 1, conv2 0, pool2 1, conv3-5 1, pool3 0 (architectures.md §1.2)
+    # conv1 1, pool1 1, conv2 0, pool2 1, conv3-5 1, pool3 0
     "paddings not in the paper: chosen to reproduce Fig. 3's 110/55/26/13/6 maps",
     "contrast normalisation uses AlexNet's LRN constants (the paper gives none)",
     "filter-RMS renormalisation to 0.1 (§3) is left to training",
@@ -82,7 +82,6 @@ register_model(
         ),
         deviations=_DEVIATIONS,
         recipe="zfnet",
-        tags=("imagenet", "lrn"),
     ),
     spec=SPECS["zfnet"],
 )
@@ -103,8 +102,6 @@ register_model(
         min_size=213,
         deviations=_DEVIATIONS,
         recipe="zfnet",
-        slow=True,  # 107.6M parameters: ~4-5 s for the registry's forward/backward test on 2 CPU cores
-        tags=("imagenet", "lrn"),
     ),
     spec=SPECS["zfnet_512_1024_512"],
 )
