@@ -17,6 +17,10 @@ def _meta_model(name, **overrides):
         return cnnzoo.create_model(name, **overrides).eval()
 
 
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
 def _conv_macs(model, x):
     """Conv MACs of one forward pass: out_h * out_w * out_c * k_h * k_w * in_c / groups, per conv."""
     total = 0
@@ -65,9 +69,8 @@ def test_vgg16_per_layer_weights_equal_the_lecture_table():
     model = _meta_model("vgg16")
     layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     assert [m.weight.numel() for m in layers] == LECTURE_VGG16_WEIGHTS
-    assert sum(LECTURE_VGG16_WEIGHTS) == 138_344_128
-    biases = sum(m.bias.numel() for m in layers)
-    assert sum(LECTURE_VGG16_WEIGHTS) + biases == 138_357_544 == cnnzoo.model_info("vgg16").params
+    assert [m.bias.numel() for m in layers] == [m.out_channels for m in layers[:13]] + [4096, 4096, 1000]
+    assert _params(model) == 138_357_544
 
 
 def test_vgg16_activation_shapes_equal_the_lecture_table():
@@ -116,8 +119,8 @@ def test_vgg16_c_one_by_one_convs_and_count():
     ]
     assert _stages(model.features)[2:] == [[3, 3, 1]] * 3
     # C = D with the last conv of stages 3-5 at 1x1: 8 * C_in * C_out fewer weights there
-    assert cnnzoo.model_info("vgg16").params - cnnzoo.model_info("vgg16_c").params == 8 * (256 * 256 + 2 * 512 * 512)
-    assert sum(p.numel() for p in model.parameters()) == 133_638_952
+    assert _params(_meta_model("vgg16")) - _params(model) == 8 * (256 * 256 + 2 * 512 * 512)
+    assert _params(model) == 133_638_952
 
 
 def test_vgg11_lrn_places_krizhevsky_lrn_after_the_first_conv():
@@ -127,13 +130,14 @@ def test_vgg11_lrn_places_krizhevsky_lrn_after_the_first_conv():
     lrn = model.features[2]
     # Krizhevsky et al. §3.3: k=2, n=5, alpha=1e-4 (on the sum), beta=0.75 -> PyTorch averages: alpha * n
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, pytest.approx(5e-4), 0.75, 2.0)
-    assert sum(p.numel() for p in model.parameters()) == cnnzoo.model_info("vgg11").params == 132_863_336
+    assert _params(model) == _params(_meta_model("vgg11")) == 132_863_336  # LRN adds no parameters
 
 
 def test_vgg_bn_adds_two_params_per_conv_channel():
     for plain in ("vgg11", "vgg13", "vgg16", "vgg19"):
-        widths = [m.out_channels for m in _meta_model(plain).features if isinstance(m, nn.Conv2d)]
-        assert cnnzoo.model_info(f"{plain}_bn").params == cnnzoo.model_info(plain).params + 2 * sum(widths)
+        model = _meta_model(plain)
+        widths = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
+        assert _params(_meta_model(f"{plain}_bn")) == _params(model) + 2 * sum(widths)
 
 
 # ---------------------------------------------------------------------------------------------- Inception module
@@ -212,8 +216,11 @@ def test_googlenet_main_head_and_aux_head_counts():
     with torch.device("meta"):
         full = cnnzoo.create_model("googlenet")
         main = cnnzoo.create_model("googlenet", aux_logits=False)
-    assert sum(p.numel() for p in main.parameters()) == 6_998_552
-    assert sum(p.numel() for p in full.parameters()) == 13_378_280 == cnnzoo.model_info("googlenet").params
+    info = cnnzoo.model_info("googlenet")
+    # the paper's Table 1 counts the network without the auxiliary heads: that is the comparable number
+    assert _params(main) == 6_998_552 == info.comparable_params
+    assert "auxiliary" in info.comparable_params_note
+    assert _params(full) == 13_378_280
     # aux: conv 1x1 128 (+bias) -> FC 2048x1024 -> FC 1024x1000, on 512 (4a) and 528 (4d) channels
     assert sum(p.numel() for p in full.aux1.parameters()) == 512 * 128 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000
     assert sum(p.numel() for p in full.aux2.parameters()) == 528 * 128 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000
