@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cnnzoo
-from conftest import model_params, no_onednn
+from conftest import model_params, no_onednn, shape_device
 
 ALL = cnnzoo.list_models()
 TORCHVISION_COMPATIBLE = [n for n in ALL if cnnzoo.model_info(n).torchvision]
@@ -45,11 +45,11 @@ def test_forward_backward_params(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_num_classes_and_in_channels_overrides(name):
-    """Shapes only: built and run on the meta device (no weights, no arithmetic)."""
+    """Shapes only: large networks are built and run on the meta device (no weights, no arithmetic)."""
     info = cnnzoo.model_info(name)
-    with torch.device("meta"):
+    with torch.device(shape_device(name)), torch.no_grad(), no_onednn():
         model = cnnzoo.create_model(name, num_classes=7, in_channels=1).eval()
-        out = model(torch.empty(1, 1, info.test_size, info.test_size))
+        out = model(torch.empty(1, 1, info.test_size, info.test_size).normal_())
     assert out.shape == (1, 7)
 
 
