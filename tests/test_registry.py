@@ -110,3 +110,21 @@ def test_pickle_with_code_is_refused(tmp_path, capsys):
     with pytest.raises(cnnzoo.WeightsError, match="refused"):
         read_state_dict(path)
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_info_cites_papers_not_the_teams_notes():
+    """What `cnnzoo info` prints cites the papers (table, section), never files the package does not ship."""
+    for name in cnnzoo.list_models():
+        text = "\n".join(cnnzoo.model_info(name).describe_lines())
+        for note in ("[R", "[V", "architectures.md", "analyzer.md", "performance.md", "reliability_", "code_style"):
+            assert note not in text, (name, note)
+
+
+def test_unverified_numbers_say_so_and_comparable_counts_are_shown():
+    vgg16 = "\n".join(cnnzoo.model_info("vgg16").describe_lines())
+    assert "Table 3]  (not verified against the cited table)" in vgg16
+    resnet50 = cnnzoo.model_info("resnet50")
+    assert resnet50.paper_macs == 3.8e9 and "Table 1" in resnet50.paper_macs_source  # the paper's, not the build's
+    assert "(not verified" not in "\n".join(resnet50.describe_lines())
+    googlenet = "\n".join(cnnzoo.model_info("googlenet").describe_lines())
+    assert "comparable:   6,998,552 (without the two auxiliary heads" in googlenet

@@ -8,8 +8,8 @@
 
 WRN-d-k (§2, Table 1): conv3x3 16 -> three groups of N units (stride 2 at the start of groups 3 and 4) -> BN-ReLU ->
 global average pool -> fc: `cnnzoo.models.resnet.ResNet` with pre-activation basic units (`wrn_spec`). As in the
-authors' ``wide-resnet.lua``: a unit that changes the shape applies its BN-ReLU before the split and projects with a bare 1x1
-conv; no conv has a bias.
+authors' ``wide-resnet.lua``: a unit that changes the shape applies its BN-ReLU before the split and projects with a
+bare 1x1 conv; no conv has a bias.
 
 Dropout: the paper's WRN-d-k has none; "WRN-d-k-dropout" (§2.4) inserts dropout between the two convs of every unit,
 after the second BN-ReLU, and its CIFAR results use p = 0.3 (`PAPER_DROPOUT`; the README's ``dropout=0.3``). The
