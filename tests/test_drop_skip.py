@@ -27,6 +27,13 @@ from cnnzoo.models.stochastic_depth import StochasticDepthResNet
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 
 
+@pytest.fixture(autouse=True)
+def _no_onednn():
+    """oneDNN builds a primitive per new shape and path: slow on these tiny, ever-changing sub-networks."""
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
+
+
 def _small_sd(depth_per_stage: int = 3) -> StochasticDepthResNet:
     """resnet110_sd's layout (A_avg shortcuts, p_L = 0.5) with fewer blocks per stage."""
     spec = replace(SD_SPECS["resnet110_sd"], depths=(depth_per_stage,) * 3)

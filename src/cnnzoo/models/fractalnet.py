@@ -106,9 +106,9 @@ class Join(nn.Module):
         self.active: tuple[int, ...] = columns
 
     def draw(self, *, local: bool = False, column: int | None = None) -> tuple[int, ...]:
-        """This mini-batch's active inputs: ``column`` alone (none where it does not reach this join), each input
-        dropped with ``local_drop_prob`` but never all (one survivor redrawn uniformly, fractal_join_layer.cpp),
-        or every input."""
+        """This mini-batch's active inputs: ``column`` alone (none if it does not reach this join), a local draw
+        (each dropped with ``local_drop_prob``, never all: one survivor redrawn uniformly, fractal_join_layer.cpp)
+        or all."""
         if column is not None:
             self.active = (column,) if column in self.columns else ()
         elif local:
@@ -188,12 +188,8 @@ class FractalBlock(nn.Module):
 class FractalNet(nn.Module):
     """B fractal blocks (each ending in a 2x2 max pool) -> FC. Inputs must be 32x32 (5 pools to 1x1, then the FC).
 
-    Args:
-        drop_path: §3.1 drop-path in training (global on ``global_drop_ratio`` of the mini-batches, local with
-            ``local_drop_prob`` per join input on the rest); False gives the paper's "plain" rows with ``dropout=0``.
-        dropout: rate after every conv: None (default) the spec's per-block schedule (§4: 0, 0.1, 0.2, 0.3, 0.4),
-            a float the same rate in every block, a tuple one rate per block; 0 turns dropout off.
-        eval_column: see `eval_column`.
+    ``dropout``: the rate after every conv; None (default) is the spec's per-block schedule (§4: 0, 0.1, 0.2, 0.3,
+    0.4), a float the same rate in every block, a tuple one rate per block, 0 no dropout.
     """
 
     skips_layers = True  # drop-path mini-batches leave the layers off their paths unused (no gradient at all)
@@ -267,14 +263,12 @@ class FractalNet(nn.Module):
 
 
 def _dropout_rates(dropout: float | tuple[float, ...] | None, spec: FractalNetSpec) -> tuple[float, ...]:
-    """Per-block dropout rates from the ``dropout`` knob (see `FractalNet`)."""
-    if isinstance(dropout, bool):  # the former on/off switch: True would silently mean the paper's schedule
-        raise ValueError(f"dropout is a rate (0 turns it off, None is the paper's schedule), got {dropout}")
+    """Per-block rates from the ``dropout`` knob (see `FractalNet`); a bool (the former on/off switch) is refused."""
     if dropout is None:
         return spec.dropout_rates
-    rates = (float(dropout),) * len(spec.widths) if isinstance(dropout, (int, float)) else tuple(dropout)
-    if len(rates) != len(spec.widths) or not all(0.0 <= r < 1.0 for r in rates):
-        raise ValueError(f"dropout must be a rate in [0, 1) or {len(spec.widths)} of them, got {dropout}")
+    rates = tuple(dropout) if isinstance(dropout, tuple) else (dropout,) * len(spec.widths)
+    if isinstance(dropout, bool) or len(rates) != len(spec.widths) or not all(0.0 <= r < 1.0 for r in rates):
+        raise ValueError(f"dropout must be a rate in [0, 1), {len(spec.widths)} of them or None, got {dropout}")
     return rates
 
 
