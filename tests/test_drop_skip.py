@@ -90,7 +90,7 @@ def test_dropped_stochastic_depth_block_is_not_run_and_the_rest_is_unchanged():
             assert torch.count_nonzero(r.grad) == 0, name
         else:
             torch.testing.assert_close(p.grad, r.grad, rtol=1e-5, atol=1e-7, msg=name)
-    assert sum(p.grad is None for p in model.parameters()) == 6 * sum(dropped)  # 2 conv weights, 2 BN weights and biases
+    assert sum(p.grad is None for p in model.parameters()) == 6 * sum(dropped)  # 2 conv weights, 2 BN weight+bias
 
 
 def test_stochastic_depth_eval_runs_every_block_scaled():
