@@ -34,10 +34,10 @@ def _no_onednn():
         yield
 
 
-def _small_sd(depth_per_stage: int = 3) -> StochasticDepthResNet:
+def _small_sd(depth_per_stage: int = 3, drop_path_rate: float = 0.5) -> StochasticDepthResNet:
     """resnet110_sd's layout (A_avg shortcuts, p_L = 0.5) with fewer blocks per stage."""
     spec = replace(SD_SPECS["resnet110_sd"], depths=(depth_per_stage,) * 3)
-    return StochasticDepthResNet(spec, num_classes=10, drop_path_rate=0.5, drop_path_mode="batch")
+    return StochasticDepthResNet(spec, num_classes=10, drop_path_rate=drop_path_rate, drop_path_mode="batch")
 
 
 class _Gate(nn.Module):
@@ -56,7 +56,9 @@ def _bn_state(module: nn.Module) -> list[torch.Tensor]:
 
 
 def test_only_the_two_drop_families_declare_skipped_layers():
-    assert StochasticDepthResNet.skips_layers and FractalNet.skips_layers
+    spec = FractalNetSpec(2, (4,), (0.0,))
+    assert FractalNet(spec).skips_layers and not FractalNet(spec, drop_path=False).skips_layers
+    assert _small_sd().skips_layers and not _small_sd(drop_path_rate=0.0).skips_layers
     assert not getattr(cnnzoo.create_model("resnet20"), "skips_layers", False)
     assert type(cnnzoo.create_model("resnet110_sd")) is StochasticDepthResNet
 

@@ -192,8 +192,6 @@ class FractalNet(nn.Module):
     0.4), a float the same rate in every block, a tuple one rate per block, 0 no dropout.
     """
 
-    skips_layers = True  # drop-path mini-batches leave the layers off their paths unused (no gradient at all)
-
     def __init__(
         self,
         spec: FractalNetSpec,
@@ -227,6 +225,11 @@ class FractalNet(nn.Module):
                 bound = math.sqrt(3.0 / nn.init._calculate_fan_in_and_fan_out(m.weight)[0])  # Caffe "xavier"
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def skips_layers(self) -> bool:
+        """Drop-path leaves the layers off a mini-batch's paths unused (a DDP wrapper must allow it)."""
+        return self.drop_path
 
     @property
     def eval_column(self) -> int | None:

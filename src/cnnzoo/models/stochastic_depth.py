@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..layers.drop_path import StochasticDepth
 from ..registry import ModelInfo, PaperResult, register_model
 from .resnet import SPECS as RESNET_SPECS
 from .resnet import CIFAR_MIN_SIZE, IMAGENET_MIN_SIZE, ResNet, ResNetSpec
@@ -39,7 +40,10 @@ class StochasticDepthResNet(ResNet):
     """A `ResNet` built with ``drop_path_mode="batch"``: in training, a dropped block's parameters are not used
     in that step, the same ones on every process (one shared draw), which a distributed wrapper must allow."""
 
-    skips_layers = True
+    @property
+    def skips_layers(self) -> bool:
+        """True when some block can be dropped (a DDP wrapper then sets ``find_unused_parameters``)."""
+        return any(isinstance(m, StochasticDepth) for m in self.modules())
 
 
 _README = "yueatsprograms/Stochastic_Depth README (Fig. 3)"
