@@ -19,7 +19,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.layers import StochasticDepth
-from cnnzoo.layers.residual import BasicBlock
+from cnnzoo.layers.residual import BasicBlock, PreActBlock
 from cnnzoo.models.fractalnet import FractalBlock, FractalConv, FractalNet, FractalNetSpec
 from cnnzoo.models.stochastic_depth import SPECS as SD_SPECS
 from cnnzoo.models.stochastic_depth import StochasticDepthResNet
@@ -93,6 +93,29 @@ def test_dropped_stochastic_depth_block_is_not_run_and_the_rest_is_unchanged():
         else:
             torch.testing.assert_close(p.grad, r.grad, rtol=1e-5, atol=1e-7, msg=name)
     assert sum(p.grad is None for p in model.parameters()) == 6 * sum(dropped)  # 2 conv weights, 2 BN weight+bias
+
+
+@pytest.mark.parametrize("preact", ["residual", "shared"])
+def test_dropped_preact_unit_is_its_shortcut(preact):
+    """Pre-activation units (He et al. 2016b) under stochastic depth: a dropped unit returns its shortcut; only a
+    shared pre-activation (it feeds the shortcut too) still runs its BN."""
+    unit = PreActBlock(4, 8, stride=2, preact=preact, drop_path=StochasticDepth(0.5)).train()
+    x = torch.randn(2, 4, 6, 6)
+    outcomes = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        dropped = unit.drop_path.dropped()
+        before = unit.bn2.num_batches_tracked.item(), unit.bn1.num_batches_tracked.item()
+        torch.manual_seed(seed)
+        out = unit(x)
+        outcomes.add(dropped)
+        if dropped:
+            with torch.no_grad():
+                shortcut_input = torch.relu(unit.bn1(x)) if preact == "shared" else x
+                torch.testing.assert_close(out, unit.shortcut(shortcut_input))
+            assert unit.bn2.num_batches_tracked.item() == before[0]
+            assert unit.bn1.num_batches_tracked.item() == before[1] + (2 if preact == "shared" else 0)
+    assert outcomes == {True, False}
 
 
 def test_stochastic_depth_eval_runs_every_block_scaled():
