@@ -141,12 +141,12 @@ def test_join_is_the_mean_of_active_inputs():
     a, b, c = (torch.randn(2, 3, 4, 4) for _ in range(3))
     join = Join((0, 1, 2), local_drop_prob=0.15)
     torch.testing.assert_close(join(a, b, c), (a + b + c) / 3)
-    torch.testing.assert_close(join(a, b, c, global_column=1), b)
+    assert join.draw(column=1) == (1,) and join.draw(column=3) == () and join.draw() == (0, 1, 2)
     torch.manual_seed(0)
     for _ in range(50):
-        out = join(a, b, c, local=True)
-        kept = [x for col, x in zip((0, 1, 2), (a, b, c)) if col in join.active]
-        torch.testing.assert_close(out, sum(kept) / len(kept))
+        active = join.draw(local=True)
+        kept = [x for col, x in zip((0, 1, 2), (a, b, c)) if col in active]
+        torch.testing.assert_close(join(*kept), sum(kept) / len(kept))
 
 
 def test_block_join_is_mean_of_pooled_columns():
@@ -163,15 +163,13 @@ def test_local_drop_path_never_drops_every_input():
     torch.manual_seed(0)
     nearly_all = Join((0, 1, 2), local_drop_prob=0.99)
     for _ in range(2000):
-        nearly_all(*(torch.ones(1) for _ in range(3)), local=True)
-        assert len(nearly_all.active) >= 1
+        assert len(nearly_all.draw(local=True)) >= 1
     # p = 0.15 on a 2-input join: kept with 0.85 + 0.15^2 / 2 (the redrawn survivor)
     pair = Join((1, 2), local_drop_prob=0.15)
     kept = torch.zeros(2)
     draws = 20000
     for _ in range(draws):
-        pair(torch.ones(1), torch.ones(1), local=True)
-        assert pair.active
+        assert pair.draw(local=True)
         kept += torch.tensor([1 in pair.active, 2 in pair.active], dtype=torch.float)
     torch.testing.assert_close(kept / draws, torch.full((2,), 0.85 + 0.15**2 / 2), atol=0.01, rtol=0)
 
@@ -205,7 +203,7 @@ def test_global_drop_path_keeps_exactly_one_column():
         for block in model.stages:
             for j, col in enumerate(block.columns):
                 for unit in col:
-                    used = unit.conv.weight.grad.abs().sum().item() > 0
+                    used = unit.conv.weight.grad is not None  # layers off the column do not run
                     assert used == (j == column), f"seed {seed}: column {j} used={used}, global column {column}"
             for join in block.joins.values():
                 assert join.active == ((column,) if column in join.columns else ())

@@ -34,7 +34,10 @@ def test_forward_backward_params(name):
             assert torch.isfinite(out).all()
         sum(out.float().pow(2).mean() for out in outs).backward()
         no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-        assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+        if getattr(model, "skips_layers", False):  # dropped blocks / paths do not run (tests/test_drop_skip.py)
+            assert len(no_grad) < len(list(model.parameters())), "no parameter received a gradient"
+        else:
+            assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
 
         model.eval()
         with torch.no_grad():

@@ -12,7 +12,8 @@ Two procedures share one knob, ``drop_path_rate``: the drop probability of the *
                     (eq. 4)
 
 In both, a block's test-time branch is the expectation of its training-time branch; they are not the same
-procedure (what is dropped together, and where the 1/p factor goes).
+procedure (what is dropped together, and where the 1/p factor goes), nor the same cost: a dropped "batch" block is
+not computed at all (the training speed-up Huang et al. report), a "row" branch is always computed in full.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
 
 
 class DropPath(nn.Module):
-    """Per-sample drop path applied to a residual branch (timm, "row" mode of ``torchvision.ops.StochasticDepth``)."""
+    """Per-sample drop path applied to a residual branch (timm, "row" mode of ``torchvision.ops.StochasticDepth``).
+
+    The branch is always computed, for the whole batch, and the dropped samples' rows are zeroed afterwards: a draw
+    per sample cannot remove work from a batched convolution, so this mode saves no time (unlike `StochasticDepth`).
+    """
 
     def __init__(self, drop_prob: float) -> None:
         super().__init__()
@@ -54,13 +59,16 @@ class DropPath(nn.Module):
 class StochasticDepth(nn.Module):
     """Huang et al. 2016 §3: the residual branch survives with probability ``survival_prob`` (p_l).
 
-    Training: one Bernoulli draw per forward call, i.e. per mini-batch (their ``ResidualDrop.lua`` opens or closes one
-    gate per block before each batch); a closed gate multiplies the branch by 0, so the block passes its shortcut.
-    Test: the branch is multiplied by p_l (eq. 5; ``mul(1 - deathRate)`` in their code).
+    Training: before each mini-batch the block asks `dropped` (one Bernoulli draw for the whole batch, as their
+    ``ResidualDrop.lua`` opens or closes one gate per block); a dropped block is not run at all: its branch gets no
+    forward, no backward and no batch-norm statistics update, and the block passes its shortcut only (see
+    `branch_dropped`). A kept branch passes this module unchanged. Test: the branch is multiplied by p_l (eq. 5;
+    ``mul(1 - deathRate)`` in their code).
 
-    The dropped branch is still evaluated and multiplied by 0 (the Torch code skips it): its gradient is exactly
-    zero, every parameter stays in the graph (DistributedDataParallel needs no unused-parameter search), but there is
-    no speed-up and a dropped block's batch norms still update their running statistics.
+    The draw comes from the global torch (CPU) generator, so the decision is known on the host without a device
+    sync, ``torch.manual_seed`` reproduces it, and processes seeded alike (all ranks of a distributed run) drop the
+    same blocks. The parameters of a dropped block get no gradient in that step (``None``, not zeros), so a
+    distributed wrapper must allow unused parameters (the model's ``skips_layers`` says so).
     """
 
     def __init__(self, survival_prob: float) -> None:
@@ -69,14 +77,21 @@ class StochasticDepth(nn.Module):
             raise ValueError(f"survival_prob must be in (0, 1], got {survival_prob}")
         self.survival_prob = survival_prob
 
+    def dropped(self) -> bool:
+        """Draw this mini-batch's gate: True (training only) when the block is dropped, with probability 1 - p_l."""
+        return self.training and bool(torch.rand(()) >= self.survival_prob)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x * self.survival_prob
-        gate = x.new_empty((1,) * x.ndim).bernoulli_(self.survival_prob)  # drawn on x's device: no host sync
-        return x * gate
+        return x if self.training else x * self.survival_prob
 
     def extra_repr(self) -> str:
         return f"survival_prob={self.survival_prob:g}"
+
+
+def branch_dropped(drop_path: nn.Module) -> bool:
+    """Whether a residual block skips its branch for this mini-batch (Huang et al. §3): a `StochasticDepth` in
+    training draws its gate; any other module (``nn.Identity``, the per-sample `DropPath`) never skips."""
+    return isinstance(drop_path, StochasticDepth) and drop_path.dropped()
 
 
 def drop_path_schedule(drop_path_rate: float, num_blocks: int, *, mode: DropPathMode = "row") -> list[float]:

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .drop_path import branch_dropped
+
 ShortcutType = Literal["A", "A_avg", "B"]
 PreActInput = Literal["residual", "shared", "none"]
 
@@ -99,6 +101,8 @@ class BasicBlock(nn.Module):
         self.relu_out = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if branch_dropped(self.drop_path):  # stochastic depth: the dropped block is its shortcut alone, not run
+            return torch.relu(self.shortcut(x))
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(residual))
         return self.relu_out(self.shortcut(x) + self.drop_path(residual))
@@ -145,6 +149,8 @@ class Bottleneck(nn.Module):
         self.relu_out = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if branch_dropped(self.drop_path):  # stochastic depth: the dropped block is its shortcut alone, not run
+            return torch.relu(self.shortcut(x))
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.relu2(self.bn2(self.conv2(residual)))
         residual = self.bn3(self.conv3(residual))
@@ -196,6 +202,8 @@ class PreActBlock(nn.Module):
         self.drop_path = _drop_path_or_identity(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if branch_dropped(self.drop_path):  # stochastic depth: the dropped block is its shortcut alone, not run
+            return self.shortcut(self.relu1(self.bn1(x)) if self.shared_preact else x)
         activated = self.relu1(self.bn1(x))
         shortcut = self.shortcut(activated if self.shared_preact else x)
         residual = self.conv1(activated)
@@ -238,6 +246,8 @@ class PreActBottleneck(nn.Module):
         self.drop_path = _drop_path_or_identity(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if branch_dropped(self.drop_path):  # stochastic depth: the dropped block is its shortcut alone, not run
+            return self.shortcut(self.relu1(self.bn1(x)) if self.shared_preact else x)
         activated = self.relu1(self.bn1(x))
         shortcut = self.shortcut(activated if self.shared_preact else x)
         residual = self.conv1(activated)

@@ -22,10 +22,14 @@ Where the paper is silent we follow the authors' generator (gustavla/fractalnet 
   convenience"). Max-pool and mean do not commute, so we do the same: pool every column, then join.
 - Dropout (§4): per block 0, 0.1, 0.2, 0.3, 0.4, placed after each conv, before BN.
 - Drop-path (§3.1), per mini-batch: with probability ``global_drop_ratio`` (0.5, half the mini-batches) one column,
-  drawn uniformly, is the only path through every join of the net (global); otherwise each join drops each input
-  with probability ``local_drop_prob`` (0.15), redrawing one survivor uniformly when all were dropped (local).
-  Dropped paths are still computed and multiplied by 0, as the Caffe FractalJoin does: their parameters get zero
-  gradients and their BN statistics keep updating. Draws use the torch RNG only (``torch.manual_seed`` reproduces).
+  drawn uniformly, is the only path through every join of the net (global), so the mini-batch runs that column
+  alone, a plain chain; otherwise each join drops each input with probability ``local_drop_prob`` (0.15), redrawing
+  one survivor uniformly when all were dropped (local), and a dropped input is not computed, nor whatever feeds only
+  dropped inputs (`FractalBlock.plan`). Layers off the mini-batch's paths do not run at all: no forward, no
+  gradient (``None``; hence ``skips_layers``), no BN statistics update. The authors' Caffe FractalJoin implements
+  local drop-path only (it computes a dropped input and multiplies it by 0); their global drop-path code was never
+  released. Draws use the torch (CPU) RNG only: ``torch.manual_seed`` reproduces them, equally seeded processes
+  (distributed ranks) draw the same paths.
 - Init: Caffe's "xavier" filler, U(-sqrt(3/fan_in), sqrt(3/fan_in)), biases 0.
 - ``eval_column``: in eval mode, run a single column (0 = shallowest, -1 or C-1 = deepest) as a plain chain of
   B * 2^column convs; ``None`` (default) evaluates the whole net with every join averaging all its inputs.
@@ -38,8 +42,8 @@ running statistics add 20,608. A search over all non-decreasing 5-tuples of widt
 and 1024 (with or without conv bias and BN affine) hits the 38.55-38.65M window only with irregular widths such as
 32-32-48-448-768 or 64-64-192-384-768. We therefore treat 38.6M as unexplained.
 
-Deviations: none known; the 38.6M figure is not matched (see above). ``drop_path=False, dropout=False`` gives the
-paper's unregularised "plain" rows of Table 1.
+Deviations: none known; the 38.6M figure is not matched (see above). ``drop_path=False, dropout=0`` gives the paper's
+unregularised "plain" rows of Table 1.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class FractalConv(nn.Sequential):
 class Join(nn.Module):
     """Element-wise mean of the active inputs (§2); drop-path (§3.1) chooses which inputs are active.
 
-    ``columns`` are the block's columns feeding this join; ``active`` holds those averaged in the last call.
+    ``columns`` are the block's columns feeding this join; ``active`` holds those chosen for the last call (`draw`).
     """
 
     def __init__(self, columns: tuple[int, ...], *, local_drop_prob: float) -> None:
@@ -101,24 +105,25 @@ class Join(nn.Module):
         self.local_drop_prob = local_drop_prob
         self.active: tuple[int, ...] = columns
 
-    def _draw_local(self) -> tuple[int, ...]:
-        keep = torch.rand(len(self.columns)) >= self.local_drop_prob
-        if not keep.any():  # never drop every input: one survivor, uniformly (fractal_join_layer.cpp)
-            keep[torch.randint(len(self.columns), ())] = True
-        return tuple(c for c, k in zip(self.columns, keep.tolist()) if k)
-
-    def forward(self, *inputs: Tensor, global_column: int | None = None, local: bool = False) -> Tensor:
-        if global_column is not None:
-            # Global drop-path: only the chosen column survives. A join it does not reach feeds nothing that
-            # survives, so all its inputs are dropped.
-            self.active = (global_column,) if global_column in self.columns else ()
+    def draw(self, *, local: bool = False, column: int | None = None) -> tuple[int, ...]:
+        """This mini-batch's active inputs: ``column`` alone (none if it does not reach this join), a local draw
+        (each dropped with ``local_drop_prob``, never all: one survivor redrawn uniformly, fractal_join_layer.cpp)
+        or all."""
+        if column is not None:
+            self.active = (column,) if column in self.columns else ()
         elif local:
-            self.active = self._draw_local()
+            keep = torch.rand(len(self.columns)) >= self.local_drop_prob
+            if not keep.any():
+                keep[torch.randint(len(self.columns), ())] = True
+            self.active = tuple(c for c, k in zip(self.columns, keep.tolist()) if k)
         else:
             self.active = self.columns
-        # Dropped inputs are multiplied by 0 rather than skipped (Caffe FractalJoin): zero gradients, not none.
-        scale = 1.0 / len(self.active) if self.active else 0.0
-        return sum(x * (scale if c in self.active else 0.0) for c, x in zip(self.columns, inputs))
+        return self.active
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """The mean of ``inputs``: the outputs of the active columns only (dropped ones are never computed)."""
+        scale = 1.0 / len(inputs)
+        return sum(x * scale for x in inputs)
 
 
 class FractalBlock(nn.Module):
@@ -146,27 +151,46 @@ class FractalBlock(nn.Module):
             if len(ending) > 1
         )
 
-    def forward(
-        self, x: Tensor, *, column: int | None = None, global_column: int | None = None, local: bool = False
-    ) -> Tensor:
+    def plan(self, active: dict[int, tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Columns whose conv runs at each step, given each join's active inputs (``active[t]``, join at step t).
+
+        Walking back from the block's output (the deepest column's last state): a step's convs run only when a
+        later step wants their column, and a join wants only its active inputs; so a dropped input, and whatever
+        feeds nothing but dropped inputs, is never computed.
+        """
+        wanted, steps = {len(self.columns) - 1}, []
+        for t in range(len(self.schedule), 0, -1):
+            ending = self.schedule[t - 1]
+            step = active.get(t, ending) if wanted.intersection(ending) else ()
+            wanted = wanted.difference(ending).union(step)
+            steps.append(step)
+        return steps[::-1]
+
+    def forward(self, x: Tensor, *, column: int | None = None, local: bool = False) -> Tensor:
+        joins = {t: self.joins[f"join{t}"] for t, ending in enumerate(self.schedule, start=1) if len(ending) > 1}
+        active = {t: join.draw(local=local, column=column) for t, join in joins.items()}
         if column is not None:  # one column alone: a plain chain of 2^column convs, then the pool
             return self.pools[column](self.columns[column](x))
+        last, deepest = len(self.schedule), len(self.columns) - 1
         outs = [x] * len(self.columns)
-        convs = [iter(col) for col in self.columns]
-        for t, ending in enumerate(self.schedule, start=1):
-            for j in ending:
-                outs[j] = next(convs[j])(outs[j])
-            if t == len(self.schedule):
-                outs = [pool(out) for pool, out in zip(self.pools, outs)]
-            if len(ending) > 1:
-                joined = self.joins[f"join{t}"](*(outs[j] for j in ending), global_column=global_column, local=local)
-                for j in ending:
+        for t, step in enumerate(self.plan(active), start=1):
+            for j in step:  # column j's conv number t / 2^(C-1-j) of its 2^j
+                outs[j] = self.columns[j][t // 2 ** (deepest - j) - 1](outs[j])
+                if t == last:
+                    outs[j] = self.pools[j](outs[j])
+            if t in joins and step:
+                joined = joins[t](*(outs[j] for j in step))
+                for j in self.schedule[t - 1]:
                     outs[j] = joined
         return outs[-1]
 
 
 class FractalNet(nn.Module):
-    """B fractal blocks (each ending in a 2x2 max pool) -> FC. Inputs must be 32x32 (5 pools to 1x1, then the FC)."""
+    """B fractal blocks (each ending in a 2x2 max pool) -> FC. Inputs must be 32x32 (5 pools to 1x1, then the FC).
+
+    ``dropout``: the rate after every conv; None (default) is the spec's per-block schedule (§4: 0, 0.1, 0.2, 0.3,
+    0.4), a float the same rate in every block, a tuple one rate per block, 0 no dropout.
+    """
 
     def __init__(
         self,
@@ -175,7 +199,7 @@ class FractalNet(nn.Module):
         num_classes: int = 10,
         in_channels: int = 3,
         drop_path: bool = True,
-        dropout: bool = True,
+        dropout: float | tuple[float, ...] | None = None,
         local_drop_prob: float = 0.15,
         global_drop_ratio: float = 0.5,
         eval_column: int | None = None,
@@ -186,13 +210,9 @@ class FractalNet(nn.Module):
         self.global_drop_ratio = global_drop_ratio
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
-        for b, (width, rate) in enumerate(zip(spec.widths, spec.dropout_rates), start=1):
+        for b, (width, rate) in enumerate(zip(spec.widths, _dropout_rates(dropout, spec), strict=True), start=1):
             blocks[f"block{b}"] = FractalBlock(
-                channels,
-                width,
-                num_columns=spec.columns,
-                dropout=rate if dropout else 0.0,
-                local_drop_prob=local_drop_prob,
+                channels, width, num_columns=spec.columns, dropout=rate, local_drop_prob=local_drop_prob
             )
             channels = width
         self.stages = nn.Sequential(blocks)
@@ -205,6 +225,11 @@ class FractalNet(nn.Module):
                 bound = math.sqrt(3.0 / nn.init._calculate_fan_in_and_fan_out(m.weight)[0])  # Caffe "xavier"
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def skips_layers(self) -> bool:
+        """Drop-path leaves the layers off a mini-batch's paths unused (a DDP wrapper must allow it)."""
+        return self.drop_path
 
     @property
     def eval_column(self) -> int | None:
@@ -224,20 +249,30 @@ class FractalNet(nn.Module):
         return len(self.stages) * 2 ** (column % self.num_columns)
 
     def forward(self, x: Tensor) -> Tensor:
-        column = global_column = None
-        local = False
+        column, local = None, False
         if not self.training:
             column = self.eval_column
         elif self.drop_path:
-            # §3.1: global drop-path on a share of the mini-batches, local on the rest.
+            # §3.1: global drop-path on a share of the mini-batches (one column, the same through every block, runs
+            # alone), local on the rest.
             if torch.rand(()).item() < self.global_drop_ratio:
-                global_column = int(torch.randint(self.num_columns, ()).item())
+                column = int(torch.randint(self.num_columns, ()).item())
             else:
                 local = True
-        self.global_column = global_column
+        self.global_column = column if self.training else None
         for block in self.stages:
-            x = block(x, column=column, global_column=global_column, local=local)
+            x = block(x, column=column, local=local)
         return self.head(x)
+
+
+def _dropout_rates(dropout: float | tuple[float, ...] | None, spec: FractalNetSpec) -> tuple[float, ...]:
+    """Per-block rates from the ``dropout`` knob (see `FractalNet`); a bool (the former on/off switch) is refused."""
+    if dropout is None:
+        return spec.dropout_rates
+    rates = tuple(dropout) if isinstance(dropout, tuple) else (dropout,) * len(spec.widths)
+    if isinstance(dropout, bool) or len(rates) != len(spec.widths) or not all(0.0 <= r < 1.0 for r in rates):
+        raise ValueError(f"dropout must be a rate in [0, 1), {len(spec.widths)} of them or None, got {dropout}")
+    return rates
 
 
 _TABLE1 = "Larsson et al. 2017, Table 1 (20 layers; as quoted in the khanrc/pt.fractalnet README)"
