@@ -21,10 +21,9 @@ from safetensors.torch import load_file
 import cnnzoo
 from cnnzoo.errors import UserError
 from cnnzoo.training import load_state, train
-from cnnzoo.training.augment import Geometry
-from cnnzoo.training.distributed import Runtime
-from cnnzoo.training.data import TensorSource
-from cnnzoo.training.loaders import Loader, ResidentLoader
+from cnnzoo.training.runtime import Runtime
+from cnnzoo.data import TensorSource
+from cnnzoo.data.loaders import Loader, ResidentLoader
 from cnnzoo.training.recipes import RECIPES
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
@@ -139,7 +138,7 @@ def test_runtime_reads_torchrun_environment():
 
 
 def _loader(n: int, *, train_split: bool, rank: int, world: int, batch: int = 4) -> Loader:
-    geo = Geometry.from_recipe(RECIPES["quick"], 8)
+    geo = RECIPES["quick"].geometry(8)
     source = TensorSource(torch.zeros(n, 1, 8, 8, dtype=torch.uint8), torch.zeros(n, dtype=torch.int64))
     return ResidentLoader(source, train=train_split, batch_size=batch, geo=geo, mean=(0.5,), std=(0.5,),
                           device=torch.device("cpu"), seed=3, rank=rank, world_size=world)

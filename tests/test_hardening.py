@@ -25,7 +25,7 @@ import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import UserError
 from cnnzoo.training import CheckpointError, NonFiniteLoss, load_data, load_state, train
-from cnnzoo.training.checkpoint import find_resume_state
+from cnnzoo.checkpoint import find_resume_state
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 QUIET = dict(progress=False, log=None, device="cpu")

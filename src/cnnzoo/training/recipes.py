@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.augment import Geometry
 from ..errors import UnknownNameError, UserError
 
 SCHEDULES = ("constant", "multistep", "step", "plateau", "cosine", "poly", "exp")
@@ -95,6 +96,27 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def geometry(self, size: int) -> Geometry:
+        """This recipe's augmentation at input side ``size``: the paper's pixels at the paper's crop, scaled."""
+        scale = size / self.crop_px
+        lo, hi = self.short_side_range_px
+        return Geometry(
+            policy=self.augment,
+            size=size,
+            pad=round(self.pad_px * scale) if self.pad_px else 0,
+            pad_mode=self.pad_mode,
+            resize=max(size, round((self.resize_px or self.crop_px) * scale)),
+            short_side_range=(max(size, round(lo * scale)), max(size, round(hi * scale))),
+            area_range=self.area_range,
+            aspect_range=self.aspect_range,
+            flip=self.flip,
+            pca_lighting=self.pca_lighting,
+        )
+
+    def eval_geometry(self, size: int) -> Geometry:
+        """The validation view at ``size``: short side resized as this recipe says, the centre crop."""
+        return Geometry.eval_view(size, self.geometry(size).resize)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/``weights_only``-safe data (tuples become lists)."""
