@@ -160,6 +160,37 @@ def test_batched_augmentation_shapes_and_replay(recipe):
     assert torch.equal(a, b), "same (seed, epoch, step), same augmentation"
 
 
+def test_pad_crop_trains_on_the_validation_geometry_of_a_non_square_image(tmp_path):
+    """Bug 2: under pad_crop, training squashed a non-square image to a square (the batched path and the image
+    folder path) while validation resized the short side and centre-cropped. Both now crop; training shifts."""
+    from cnnzoo.data import FileSource
+    from cnnzoo.data.augment import resize_center_crop
+    from cnnzoo.data.folder import FolderDataset
+
+    recipe = RECIPES["resnet_cifar"].replace(flip=False)
+    rs = np.random.RandomState(0)
+    img = torch.from_numpy(rs.randint(0, 256, (3, 6, 10), dtype=np.uint8))  # 6 rows, 10 columns
+    still = recipe.replace(pad_px=0).geometry(12)  # no shift: training must see exactly the validation view
+    val_view = resize_center_crop(img, recipe.eval_geometry(12))
+    assert val_view.shape == (3, 12, 12)
+    assert torch.allclose(augment_batch(img[None], still, rng(0))[0], val_view, atol=1e-3)  # resident data
+    path = tmp_path / "wide.png"
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+    source = FileSource([str(path)], [0])
+    val_img, _ = FolderDataset(source, recipe.eval_geometry(12), channels=3, train=False, seed=0)[0]
+    train_img, _ = FolderDataset(source, still, channels=3, train=True, seed=0)[0]
+    assert torch.equal(train_img, val_img)  # image folders
+    # with the recipe's padding (4 px at 32 -> 2 px at 12) every training view is the validation view shifted
+    shifted = recipe.geometry(12)
+    assert shifted.pad == 2
+    for seed in range(4):
+        out = augment_batch(img[None], shifted, rng(seed))[0]
+        matches = [torch.allclose(out[:, max(0, -a) : 12 - max(0, a), max(0, -b) : 12 - max(0, b)],
+                                  val_view[:, max(0, a) : 12 + min(0, a), max(0, b) : 12 + min(0, b)], atol=1e-3)
+                   for a in range(-2, 3) for b in range(-2, 3)]
+        assert any(matches)
+
+
 # --- data ---------------------------------------------------------------------------------------------------------
 
 

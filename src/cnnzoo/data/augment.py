@@ -9,8 +9,8 @@ Every geometric policy is a crop *box* in the source image that is resized to th
 - ``random_resized_crop`` (Szegedy et al. 2015 §6): 8-100% of the area, aspect ratio 3/4-4/3;
 - ``none``: the evaluation view (short side to ``resize``, centre crop).
 
-Resident data sets (digits, CIFAR, synthetic) are augmented on the device, a batch at a time: integer pad-crops by
-one gather (as airbench does), other boxes by one ``grid_sample``. Image folders crop per sample in the loader
+Resident data sets (digits, CIFAR, synthetic) are augmented on the device, a batch at a time: integer pad-crops of
+the evaluation view by one gather (as airbench does), other boxes by one ``grid_sample``. Image folders crop per sample in the loader
 workers (images differ in size). Randomness comes from generators seeded by (seed, epoch, step) or
 (seed, epoch, index), so a resumed run draws exactly what the uninterrupted run drew.
 """
@@ -65,18 +65,12 @@ def crop_boxes(
     geo: Geometry, n: int, height: int, width: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random boxes (top, left, box_height, box_width) in source pixels, and flip flags, drawn on the
-    generator's device without any host synchronisation."""
+    generator's device without any host synchronisation (``pad_crop`` shifts the evaluation view instead)."""
     dev = gen.device
     u = torch.rand(n, 2, generator=gen, dtype=torch.float64, device=dev)
     flips = torch.rand(n, generator=gen, device=dev) < 0.5
     flips = flips if geo.flip else torch.zeros_like(flips)
     short = min(height, width)
-    if geo.policy == "pad_crop":  # the evaluation view, shifted by up to ``pad`` output pixels
-        shift = torch.randint(-geo.pad, geo.pad + 1, (n, 2), generator=gen, device=dev).double()
-        box = center_boxes(geo, n, height, width, dev)
-        side = box[:, 2]  # source pixels per ``size`` output pixels
-        top, left = box[:, 0] + shift[:, 0] * side / geo.size, box[:, 1] + shift[:, 1] * side / geo.size
-        return torch.stack([top, left, side, side], 1), flips
     if geo.policy == "random_resized_crop":
         return _random_resized_boxes(geo, n, height, width, gen), flips
     if geo.policy == "none":
@@ -182,8 +176,9 @@ def pca_lighting(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Ten
 def augment_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
     """A uint8 (n, C, H, W) batch on the device -> augmented float batch at ``geo.size`` (0-255 scale)."""
     n, _, h, w = x.shape
-    if geo.policy == "pad_crop" and (h, w) == (geo.size, geo.size) and geo.resize == geo.size:
-        y = pad_crop_batch(x, geo, gen) if geo.pad else x
+    if geo.policy == "pad_crop":  # the evaluation view (a non-square image is cropped, not squashed), shifted
+        y = resize_center_crop(x, geo)
+        y = pad_crop_batch(y, geo, gen) if geo.pad else y
         if geo.flip:
             y = flip_batch(y, torch.rand(n, generator=gen, device=gen.device) < 0.5)
         y = y.float()
