@@ -22,7 +22,7 @@ from cnnzoo.cli import main
 from cnnzoo.errors import UserError
 from cnnzoo.training import RECIPES, Recipe, load_data, load_state, parse_overrides, read_weights_metadata, train
 from cnnzoo.training import trainer as trainer_module
-from cnnzoo.data.augment import Geometry, augment_batch, pad_crop_batch, resample_batch, rng
+from cnnzoo.data.augment import augment_batch, pad_crop_batch, resample_batch, rng
 from cnnzoo.data.cifar import CifarFormatError
 from cnnzoo.data import make_loader
 from cnnzoo.training.schedules import Plateau, lr_at

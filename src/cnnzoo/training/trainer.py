@@ -1,5 +1,6 @@
 """The trainer, in the order a run happens: ``prepare(config) -> Run``, then per epoch ``train_epoch`` (each batch
-one ``step``), ``validate`` and ``save``; ``finish`` writes the summary.
+one ``sgd_step``), ``validate`` and ``end_epoch`` (metrics, best weights, ``save`` of the training state from
+``state``); ``finish`` writes the summary. ``run_training`` is that sequence.
 
 Per step: set the scheduled lr, forward under autocast (bf16; fp16 with a grad scaler on CUDA), cross-entropy (+0.3 x
 each auxiliary head's loss for GoogLeNet), backward, SGD step. Loss and accuracy are summed on the device and read
@@ -18,7 +19,6 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,66 +28,18 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..data import Data, load_data, make_loader
-from ..data.loaders import Loader
 from ..errors import UserError
 from ..registry import create_model
-from ..weights import load_weights
 from .config import RunConfig, default_num_classes, default_workers, input_channels
 from .evaluate import acc_dtype, evaluate
 from .guard import NonFiniteLoss, StepGuard
 from .recipes import Recipe
+from .run import Run, RunResult
 from .run_files import RunFiles, config_record, default_run_dir, epoch_line, print_line, summary
 from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, all_reduce_sum, amp_dtype_for,
-                      broadcast_buffers, convert_sync_batchnorm, resolve_device, rng_state, set_rng_state, wrap)
+                      broadcast_buffers, convert_sync_batchnorm, resolve_device, wrap)
 from .schedules import Plateau, lr_at, make_sgd
-
-
-@dataclass
-class Run:
-    """One run in progress: what ``prepare`` built, and the counters the epochs advance (all checkpointed)."""
-
-    config: RunConfig
-    record: dict[str, Any]  # config.json: the settings and what was learnt from the data
-    runtime: Runtime
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    data: Data
-    net: nn.Module  # the network itself: optimizer, checkpoints and validation (under torchrun) use it
-    forward: nn.Module  # what a training step calls: ``net``, in DDP under torchrun, compiled on request
-    evaluator: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None
-    plateau: Plateau
-    guard: StepGuard
-    streams: RankStreams
-    train_loader: Loader
-    val_loader: Loader
-    files: RunFiles
-    log: Callable[[str], None]
-    steps_per_epoch: int
-    total_steps: int
-    num_epochs: int
-    epoch: int = 0  # epochs done
-    step: int = 0  # steps done in the current epoch (a run resumed mid-epoch starts there)
-    sums: torch.Tensor | None = None  # this epoch's loss x n and top-1 hits, on the device
-    seen: int = 0  # this epoch's training images (a host count: reading it never waits for the device)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] = field(default_factory=lambda: {"val_top1": -1.0, "val_top5": 0.0, "epoch": 0})
-    train_seconds: float = 0.0
-    images_seen: int = 0
-    last_good: str = "no checkpoint had been written yet"
-
-    @property
-    def recipe(self) -> Recipe:
-        return self.config.recipe
-
-
-@dataclass
-class RunResult:
-    out: Path
-    model: nn.Module
-    summary: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
+from .state import restore, save
 
 
 def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
@@ -161,26 +113,9 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
     )
     if state is not None:
-        _restore(run, state, path)
+        restore(run, state, path)
     run.files.write_config(record)
     return run
-
-
-def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
-    load_weights(run.net, state["model"], name=run.config.model)  # another architecture or class count: named
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.plateau.load_state_dict(state["plateau"])
-    if run.scaler is not None and state.get("scaler"):
-        run.scaler.load_state_dict(state["scaler"])
-    run.history, run.best = [dict(row) for row in state["history"]], dict(state["best"])
-    run.epoch, run.step = state["epoch"], state["step_in_epoch"]
-    if run.runtime.main:  # the partial sums are the whole job's: counted once, on rank 0
-        run.sums, run.seen = state["partial_sums"].to(run.device, run.sums.dtype), state["partial_count"]
-    run.train_seconds = sum(row["train_seconds"] for row in run.history)
-    run.images_seen = sum(row["train_images"] for row in run.history)
-    set_rng_state(state["rng"], run.device)  # last: nothing after this may draw random numbers before training
-    run.last_good = _checkpoint_name(path, run.epoch, run.step)
-    run.log(f"resuming {run.files.out} after epoch {run.epoch}" + (f", step {run.step}" if run.step else ""))
 
 
 def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
@@ -276,23 +211,6 @@ def end_epoch(run: Run, row: dict[str, Any], confusion: torch.Tensor, t0: float)
     run.log(epoch_line(row, run.num_epochs))
 
 
-def save(run: Run, epoch: int, step_in_epoch: int, partial: list[float] | None = None) -> None:
-    """The ``last`` weights and training state (rank 0; the state it replaces becomes ``previous.pt``)."""
-    if not run.config.checkpoints or not run.runtime.main:
-        return
-    run.files.save_weights("last", run.net, run.record, epoch=epoch, metrics=run.history[-1] if run.history else {})
-    ckpt.save_state(run.files.out / "last.pt", {
-        "format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, "config": run.record,
-        "model": run.net.state_dict(), "optimizer": run.optimizer.state_dict(), "plateau": run.plateau.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "epoch": epoch, "step_in_epoch": step_in_epoch,
-        "partial_sums": torch.tensor(partial[:2] if partial else [0.0, 0.0], dtype=run.sums.dtype),
-        "partial_count": int(partial[2]) if partial else 0,
-        "history": run.history, "best": run.best, "rng": rng_state(run.device),
-    })
-    run.last_good = _checkpoint_name(run.files.out / "last.pt", epoch, step_in_epoch)
-
-
 def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[str, Any]:
     """summary.json (every rank takes part: the skipped files are gathered from all of them)."""
     skipped = run.runtime.union([*run.data.skipped_files, *run.train_loader.skipped, *run.val_loader.skipped])
@@ -341,11 +259,6 @@ def _zero_loss(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """0, through every output: a data-parallel rank whose batch had no readable image still takes part in the
     gradient all-reduce (with zeros) instead of leaving the other ranks waiting for it."""
     return sum(o.float().sum() for o in (out if isinstance(out, tuple) else (out,))) * 0.0
-
-
-def _checkpoint_name(path: Path, epoch: int, step_in_epoch: int) -> str:
-    where = f"after epoch {epoch}" + (f", step {step_in_epoch}" if step_in_epoch else "")
-    return f"the last good checkpoint is {path} ({where})"
 
 
 def _silent(line: str) -> None:
