@@ -24,7 +24,7 @@ from cnnzoo.training import load_state, train
 from cnnzoo.training.runtime import Runtime
 from cnnzoo.data import TensorSource
 from cnnzoo.data.loaders import Loader, ResidentLoader
-from cnnzoo.training.recipes import RECIPES
+from cnnzoo.training import RECIPES
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 

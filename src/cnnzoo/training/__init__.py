@@ -4,7 +4,7 @@ Data flow: the CLI (``commands``) or ``train(...)`` (``api``) builds a ``RunConf
 builds the ``Run`` -> per epoch ``train_epoch`` (each batch one ``sgd_step``), ``validate``, ``save`` ->
 ``finish`` (all in ``trainer``).
 
-- ``recipes``: the recipe table (``RECIPES``), ``--set field=value`` parsing, each recipe's ``Geometry``;
+- ``recipes``: ``Recipe`` (``--set field=value`` parsing, each recipe's ``Geometry``); ``recipe_table``: ``RECIPES``;
 - ``schedules``: SGD from a recipe, learning-rate schedules (pure functions) and reduce-on-plateau;
 - ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones);
 - ``runtime``: device, precision, signals, random streams, torchrun/DDP; ``guard``: stops every rank shares;
@@ -19,7 +19,8 @@ from .api import train
 from .config import RunConfig, configure
 from .evaluate import evaluate
 from .guard import NonFiniteLoss
-from .recipes import RECIPES, Recipe, get_recipe, list_recipes, parse_overrides, resolve_recipe
+from .recipe_table import RECIPES, get_recipe, list_recipes, resolve_recipe
+from .recipes import Recipe, parse_overrides
 from .runtime import Runtime, TrainingInterrupted
 from .trainer import Run, RunResult, finish, prepare, run_training, save, train_epoch, validate
 

@@ -10,7 +10,7 @@ import torch.distributed
 from ..errors import UserError
 from .config import RunConfig, configure
 from .guard import NonFiniteLoss
-from .recipes import RECIPES, get_recipe, list_recipes
+from .recipe_table import RECIPES, get_recipe, list_recipes
 from .run_files import print_line
 from .runtime import Runtime, TrainingInterrupted, initialized
 from .trainer import run_training

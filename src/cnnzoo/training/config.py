@@ -27,7 +27,8 @@ from ..data.load import check_val_fraction
 from ..errors import UserError
 from ..registry import ModelInfo, model_info
 from .guard import POLICIES
-from .recipes import Recipe, parse_overrides, resolve_recipe
+from .recipe_table import resolve_recipe
+from .recipes import Recipe, parse_overrides
 
 AMP_MODES = ("off", "bf16", "fp16")
 # what a session may change when it resumes a run (everything else is the run's own)
