@@ -21,11 +21,10 @@ from safetensors.torch import load_file
 import cnnzoo
 from cnnzoo.errors import UserError
 from cnnzoo.training import load_state, train
-from cnnzoo.training.augment import Geometry
-from cnnzoo.training.distributed import Runtime
-from cnnzoo.training.data import TensorSource
-from cnnzoo.training.loaders import Loader, ResidentLoader
-from cnnzoo.training.recipes import RECIPES
+from cnnzoo.training.runtime import Runtime
+from cnnzoo.data import TensorSource
+from cnnzoo.data.loaders import Loader, ResidentLoader
+from cnnzoo.training import RECIPES
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 
@@ -139,7 +138,7 @@ def test_runtime_reads_torchrun_environment():
 
 
 def _loader(n: int, *, train_split: bool, rank: int, world: int, batch: int = 4) -> Loader:
-    geo = Geometry.from_recipe(RECIPES["quick"], 8)
+    geo = RECIPES["quick"].geometry(8)
     source = TensorSource(torch.zeros(n, 1, 8, 8, dtype=torch.uint8), torch.zeros(n, dtype=torch.int64))
     return ResidentLoader(source, train=train_split, batch_size=batch, geo=geo, mean=(0.5,), std=(0.5,),
                           device=torch.device("cpu"), seed=3, rank=rank, world_size=world)
@@ -245,3 +244,78 @@ def test_nan_or_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tiny, tmp_
     _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()},
                   {k: v.cpu() for k, v in reference.model.state_dict().items()})
     assert [r["train_images"] for r in resumed.history] == [64, 64]
+
+
+def test_ddp_searches_unused_parameters_only_for_models_that_skip_layers(tmp_path):
+    """Bug 5: FractalNet forced ``find_unused_parameters=True`` though every parameter gets a (zero) gradient."""
+    import torch.distributed as dist
+    from torch import nn
+
+    from cnnzoo.training.runtime import ddp_options, wrap
+
+    with torch.device("meta"):
+        fractal = cnnzoo.create_model("fractalnet20")
+    assert ddp_options(fractal) == {"find_unused_parameters": bool(getattr(fractal, "skips_layers", False))}
+
+    class Skipping(nn.Linear):
+        skips_layers = True  # what a model that really skips dropped blocks declares
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        job = Runtime(rank=0, world_size=2)  # a data-parallel job, as far as ``wrap`` is concerned
+        plain = nn.Sequential(nn.Linear(3, 3))
+        plain.drop_path = True  # FractalNet's flag: no reason for the search by itself
+        assert wrap(plain, torch.device("cpu"), job).find_unused_parameters is False
+        assert wrap(Skipping(3, 3), torch.device("cpu"), job).find_unused_parameters is True
+    finally:
+        dist.destroy_process_group()
+
+
+# dropout per element (masks recorded), a stochastic-depth gate per mini-batch (recorded): per rank, per step
+MASKS = """
+    import json, os
+    import torch
+    from torch import nn
+    from cnnzoo.layers.drop_path import StochasticDepth
+    from cnnzoo.registry import ModelInfo, register_model
+    from cnnzoo.training import train
+
+    class DropNet(nn.Module):
+        def __init__(self, *, num_classes=10, in_channels=3):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(in_channels, 8, 3, padding=1), nn.Linear(8, num_classes)
+            self.drop, self.gate = nn.Dropout(0.5), StochasticDepth(0.5)
+            self.masks, self.gates = [], []
+
+        def forward(self, x):
+            h = self.conv(x).mean((2, 3))
+            mask = self.drop(torch.ones_like(h))
+            gate = self.gate(torch.ones(1))
+            if self.training:
+                self.masks.append((mask != 0).int().flatten().tolist())
+                self.gates.append(gate.item())
+            return self.fc(h * mask * gate)
+
+    register_model(DropNet, ModelInfo(name="drop_ddp", family="test", paper="(test model)", input_size=(3, 8, 8),
+                                      num_classes=10, params=0, min_size=4, recipe="quick"))
+    result = train("drop_ddp", data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=1,
+                   overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"], progress=False, log=None,
+                   device="cpu", out=sys.argv[1] + "/run")
+    path = f"{sys.argv[1]}/masks{os.environ['RANK']}.json"
+    with open(path, "w") as f:
+        json.dump({"masks": result.model.masks, "gates": result.model.gates}, f)
+"""
+
+
+def test_ranks_draw_their_own_dropout_masks_and_share_per_batch_draws(tiny, tmp_path):
+    """Bug 4: every rank drew the same dropout masks (one seed for all), so 2 processes x batch b was not
+    1 process x batch 2b for a model with dropout; per-batch draws (stochastic-depth gates) must stay shared."""
+    proc = _torchrun(tiny, MASKS, [str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"masks{r}.json").read_text()) for r in (0, 1))
+    assert len(r0["masks"]) == len(r1["masks"]) == 4  # 64 training images, 8 per rank and step
+    assert all(a != b for a, b in zip(r0["masks"], r1["masks"])), "per-element masks must differ across ranks"
+    assert r0["gates"] == r1["gates"], "per-batch draws must agree across ranks"
+    assert set(r0["gates"]) <= {0.0, 1.0}
+    kept = sum(map(sum, r0["masks"] + r1["masks"])) / sum(map(len, r0["masks"] + r1["masks"]))
+    assert 0.3 < kept < 0.7  # dropout 0.5 draws

@@ -17,8 +17,8 @@ import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.evaluation import TestTimeAugmentation, eval_data, load_trained
 from cnnzoo.training import train
-from cnnzoo.training.checkpoint import read_weights_metadata, save_weights
-from cnnzoo.training.loaders import make_loader
+from cnnzoo.checkpoint import read_weights_metadata, save_weights
+from cnnzoo.data import make_loader
 from cnnzoo.weights import WeightsError
 
 QUIET = dict(progress=False, log=None, device="cpu", image_size=8, epochs=1, batch_size=32)

@@ -22,9 +22,9 @@ from cnnzoo.cli import main
 from cnnzoo.errors import UserError
 from cnnzoo.training import RECIPES, Recipe, load_data, load_state, parse_overrides, read_weights_metadata, train
 from cnnzoo.training import trainer as trainer_module
-from cnnzoo.training.augment import Geometry, augment_batch, pad_crop_batch, resample_batch, rng
-from cnnzoo.training.cifar import CifarFormatError
-from cnnzoo.training.loaders import make_loader
+from cnnzoo.data.augment import augment_batch, pad_crop_batch, resample_batch, rng
+from cnnzoo.data.cifar import CifarFormatError
+from cnnzoo.data import make_loader
 from cnnzoo.training.schedules import Plateau, lr_at
 from conftest import model_params
 
@@ -137,7 +137,7 @@ def test_plateau_divides_by_10_at_most_max_reductions_times():
 
 def test_pad_crop_is_an_exact_shift_and_boxes_resample_exactly():
     x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
-    geo = Geometry.from_recipe(RECIPES["resnet_cifar"], 8)  # pad 4 at 32 px -> 1 at 8 px
+    geo = RECIPES["resnet_cifar"].geometry(8)  # pad 4 at 32 px -> 1 at 8 px
     assert geo.pad == 1
     y = pad_crop_batch(x, geo, rng(1))
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
@@ -154,10 +154,41 @@ def test_pad_crop_is_an_exact_shift_and_boxes_resample_exactly():
 @pytest.mark.parametrize("recipe", ["alexnet", "vgg", "googlenet", "resnet_cifar", "wrn_cifar", "quick"])
 def test_batched_augmentation_shapes_and_replay(recipe):
     x = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
-    geo = Geometry.from_recipe(RECIPES[recipe], 24)
+    geo = RECIPES[recipe].geometry(24)
     a, b = augment_batch(x, geo, rng(0, 3, 7)), augment_batch(x, geo, rng(0, 3, 7))
     assert a.shape == (4, 3, 24, 24) and a.dtype == torch.float32 and torch.isfinite(a).all()
     assert torch.equal(a, b), "same (seed, epoch, step), same augmentation"
+
+
+def test_pad_crop_trains_on_the_validation_geometry_of_a_non_square_image(tmp_path):
+    """Bug 2: under pad_crop, training squashed a non-square image to a square (the batched path and the image
+    folder path) while validation resized the short side and centre-cropped. Both now crop; training shifts."""
+    from cnnzoo.data import FileSource
+    from cnnzoo.data.augment import resize_center_crop
+    from cnnzoo.data.folder import FolderDataset
+
+    recipe = RECIPES["resnet_cifar"].replace(flip=False)
+    rs = np.random.RandomState(0)
+    img = torch.from_numpy(rs.randint(0, 256, (3, 6, 10), dtype=np.uint8))  # 6 rows, 10 columns
+    still = recipe.replace(pad_px=0).geometry(12)  # no shift: training must see exactly the validation view
+    val_view = resize_center_crop(img, recipe.eval_geometry(12))
+    assert val_view.shape == (3, 12, 12)
+    assert torch.allclose(augment_batch(img[None], still, rng(0))[0], val_view, atol=1e-3)  # resident data
+    path = tmp_path / "wide.png"
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+    source = FileSource([str(path)], [0])
+    val_img, _ = FolderDataset(source, recipe.eval_geometry(12), channels=3, train=False, seed=0)[0]
+    train_img, _ = FolderDataset(source, still, channels=3, train=True, seed=0)[0]
+    assert torch.equal(train_img, val_img)  # image folders
+    # with the recipe's padding (4 px at 32 -> 2 px at 12) every training view is the validation view shifted
+    shifted = recipe.geometry(12)
+    assert shifted.pad == 2
+    for seed in range(4):
+        out = augment_batch(img[None], shifted, rng(seed))[0]
+        matches = [torch.allclose(out[:, max(0, -a) : 12 - max(0, a), max(0, -b) : 12 - max(0, b)],
+                                  val_view[:, max(0, a) : 12 + min(0, a), max(0, b) : 12 + min(0, b)], atol=1e-3)
+                   for a in range(-2, 3) for b in range(-2, 3)]
+        assert any(matches)
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
@@ -213,7 +244,7 @@ def test_image_folder_every_mode_decodes_to_the_model_channels(tmp_path):
         with pytest.warns(UserWarning, match="broken.png"):
             data = load_data(str(tmp_path), image_size=16, in_channels=channels)
         for split, recipe in (("train", "alexnet"), ("train", "quick"), ("val", "alexnet")):
-            geo = Geometry.from_recipe(RECIPES[recipe], 16)
+            geo = RECIPES[recipe].geometry(16)
             loader = make_loader(data, split, geo=geo, batch_size=8, device=torch.device("cpu"), seed=0)
             batches = list(loader.epoch(0))
             assert sum(len(y) for _, y in batches) == (48 if split == "train" else 16)
@@ -516,7 +547,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(tmp_path):
 
 def test_evaluate_topk_and_confusion_against_a_hand_computed_case():
     from cnnzoo.training import Data, evaluate
-    from cnnzoo.training.data import TensorSource
+    from cnnzoo.data import TensorSource
 
     logits = torch.tensor([[5.0, 4, 3, 2, 1, 0], [0, 5, 4, 3, 2, 1], [0, 1, 2, 3, 4, 5], [1, 0, 5, 4, 3, 2]])
     labels = torch.tensor([0, 2, 0, 5])  # top-1 hits: 1; top-5 hits: 0 (yes), 2 (yes), 0 (no, it is last), 5 (yes)
@@ -528,7 +559,7 @@ def test_evaluate_topk_and_confusion_against_a_hand_computed_case():
     images = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous()
     data = Data("fixed", tuple("abcdef"), TensorSource(images, labels), TensorSource(images, labels), 1, (0.0,),
                 (1 / 255,))
-    loader = make_loader(data, "val", geo=Geometry.from_recipe(RECIPES["quick"].replace(augment="none"), 2),
+    loader = make_loader(data, "val", geo=RECIPES["quick"].replace(augment="none").geometry(2),
                          batch_size=3, device=torch.device("cpu"), seed=0)
     got = evaluate(Fixed(), loader, num_classes=6)
     assert got["val_top1"] == pytest.approx(25.0) and got["val_top5"] == pytest.approx(75.0)

@@ -13,9 +13,8 @@ from . import models  # noqa: F401  (registers every family)
 from .analysis import Report, analyze
 from .registry import ModelInfo, PaperResult, create_model, list_families, list_models, model_info
 from .training import train
+from .version import __version__
 from .weights import WeightsError, load_weights
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ModelInfo",

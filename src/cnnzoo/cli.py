@@ -1,24 +1,27 @@
-"""The ``cnnzoo`` command line: ``list``, ``info`` here; other subsystems add their own subcommands.
+"""The ``cnnzoo`` command line: ``list``, ``info``, ``demo`` here; each subsystem adds its own subcommands.
 
-A subsystem module listed in ``_COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its subparsers and
-sets ``func=callable(args) -> int`` on each. User mistakes raise :class:`cnnzoo.errors.UserError`; ``main`` prints them as one line on stderr and returns 2, never a traceback.
+Each subsystem's ``commands`` module exposes ``register(subparsers)``, which adds its subparsers and sets
+``func=callable(args) -> int`` on each. User mistakes raise :class:`cnnzoo.errors.UserError`; ``main`` prints them as
+one line on stderr and returns 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import difflib
+import os
 import sys
 
-from . import __version__
+from .analysis import analyze
+from .analysis import commands as analysis_commands
 from .errors import UserError
+from .evaluation import commands as evaluation_commands
 from .registry import list_families, list_models, model_info
+from .training import commands as training_commands
+from .training import train
+from .version import __version__
 
-_COMMAND_MODULES = (
-    "cnnzoo.analysis.commands",
-    "cnnzoo.training.commands",
-    "cnnzoo.evaluation.commands",
-)
+COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands)
 
 
 def _fmt_count(n: float | int | None) -> str:
@@ -29,8 +32,6 @@ def _fmt_count(n: float | int | None) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.family and args.family not in list_families():
-        import difflib
-
         close = difflib.get_close_matches(args.family, list_families(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; families: {', '.join(list_families())}"
         raise UserError(f"unknown family {args.family!r}{hint}")
@@ -117,9 +118,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     (BENCHMARKS.md). Recipe ``quick``: 12 epochs of Nesterov SGD with warm-up + cosine, label smoothing 0.1.
     """
     name, size, target_top1, target_seconds = "resnet20", 16, 99.0, 60.0
-    from .analysis import analyze
-    from .training import train
-
     print(describe(name))
     print()
     print(analyze(name, (3, size, size)).to_lecture())
@@ -164,13 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "go to runs/resnet20-<time>.")
     p.set_defaults(func=_cmd_demo)
 
-    for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue  # that subsystem is not part of this build
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
@@ -187,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnzoo: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `cnnzoo summary vgg16 | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:

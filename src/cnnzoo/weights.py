@@ -1,54 +1,18 @@
-"""Loading weights safely: safetensors, or torch files read with ``weights_only=True`` (no code runs)."""
+"""Loading weights into a model: strict, with the keys or shapes that do not fit named.
+
+Files are read by :mod:`cnnzoo.checkpoint` (safetensors, or ``torch.load(weights_only=True)``: no code runs);
+``WeightsError`` is its :class:`~cnnzoo.checkpoint.CheckpointError`.
+"""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from .errors import UserError
-
-
-class WeightsError(UserError, ValueError):
-    """A weights file or state dict that cannot be loaded into the model; the message says why."""
-
-
-def read_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A flat ``{key: tensor}`` from a path or a mapping.
-
-    Accepts a plain state dict, a cnnzoo training checkpoint (``{"model": state_dict, ...}``) or a
-    ``{"state_dict": ...}`` wrapper. ``module.`` prefixes left by DataParallel/DDP are removed.
-    """
-    if isinstance(source, Mapping):
-        state = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise WeightsError(f"{path}: no such weights file")
-        try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"{path}: refused, not a plain tensor file ({first})") from None
-        except Exception as exc:  # truncated or garbage files surface as many exception types
-            raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(state, Mapping):
-            raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    for wrapper in ("model", "state_dict"):
-        if wrapper in state and isinstance(state[wrapper], Mapping):
-            state = dict(state[wrapper])
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module.") :]: v for k, v in state.items()}
-    return state
+from .checkpoint import WeightsError, read_state_dict
 
 
 def load_weights(
@@ -79,3 +43,6 @@ def load_weights(
         raise WeightsError(f"weights do not fit {name}: shape mismatch at " + "; ".join(shape_diff[:3]))
     model.load_state_dict(state, strict=True)
     return model
+
+
+__all__ = ["WeightsError", "load_weights", "read_state_dict"]

@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..checkpoint import write_json, write_text
+from ..training.run_files import confusion_csv
+from .evaluator import ensemble, evaluate_checkpoint, predict
 from .tta import TTA_MODES
 
 _SPLITS = ("val", "train", "all")
@@ -31,8 +36,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _write_json(path: str, report: dict[str, Any]) -> None:
-    from ..training.checkpoint import write_json
-
     if path == "-":
         print(json.dumps(report, indent=2))
     else:
@@ -44,8 +47,6 @@ def _pct(v: float | None) -> str:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluator import evaluate_checkpoint
-
     r = evaluate_checkpoint(args.weights, model=args.model, data=args.data, split=args.split, tta=args.tta,
                             batch_size=args.batch_size, device=args.device, amp=args.amp, workers=args.workers,
                             val_fraction=args.val_fraction)
@@ -67,11 +68,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if r["skipped_files"]:
         print(f"skipped {len(r['skipped_files'])} unreadable image files", file=out)
     if args.confusion:
-        import torch
-
-        from ..training.checkpoint import write_text
-        from ..training.run_files import confusion_csv
-
         write_text(Path(args.confusion), confusion_csv(torch.tensor(r["confusion"]), r["classes"]))
         print(f"confusion matrix (rows true, columns predicted) -> {args.confusion}", file=out)
     if args.json:
@@ -80,8 +76,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from .evaluator import ensemble
-
     r = ensemble(args.members, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
                  device=args.device, amp=args.amp, workers=args.workers, val_fraction=args.val_fraction)
     out = sys.stdout if args.json != "-" else sys.stderr
@@ -102,8 +96,6 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .evaluator import predict
-
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
                       batch_size=args.batch_size, device=args.device, amp=args.amp)
     failed = 0

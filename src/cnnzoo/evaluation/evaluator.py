@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..training.data import IMAGE_EXTENSIONS, Data, FileSource
-from ..training.loaders import make_loader
-from ..training.setup import amp_dtype_for, resolve_device
-from ..training.trainer import evaluate
+from ..data import Data, FileSource, make_loader
+from ..data.sources import IMAGE_EXTENSIONS
+from ..training.evaluate import evaluate
+from ..training.runtime import amp_dtype_for, resolve_device
 from .trained import Trained, eval_data, load_trained
 from .tta import TTA_MODES, TestTimeAugmentation
 

@@ -3,7 +3,7 @@
 A checkpoint is a run directory (its ``best.safetensors``, else ``last.safetensors``, else ``last.pt``), a
 ``.safetensors`` file written by the trainer, a ``last.pt`` training state, or a plain state dict (``.pt``/``.pth``,
 e.g. torchvision's weights). Everything is read without running code (safetensors, ``torch.load(weights_only=True)``;
-see :func:`cnnzoo.training.checkpoint.read_checkpoint`). The trainer's metadata names the model and its options, the
+see :func:`cnnzoo.checkpoint.read_checkpoint`). The trainer's metadata names the model and its options, the
 classes, the input side, the evaluation resize and the normalisation, so evaluation sees images exactly as the run's
 validation did.
 """
@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import CheckpointError, read_checkpoint
+from ..data import Data, FileSource, Geometry, TensorSource, load_data
+from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UserError
-from ..training.augment import Geometry
-from ..training.checkpoint import CheckpointError, read_checkpoint
-from ..training.data import IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, TensorSource, load_data
+from ..registry import create_model, model_info
 
 SPLITS = ("val", "train", "all")
 RUN_FILES = ("best.safetensors", "last.safetensors", "last.pt")  # what a run directory offers, in order of choice
@@ -47,9 +48,7 @@ class Trained:
     def geometry(self, side: int | None = None) -> Geometry:
         """The evaluation view at ``side`` (default: the input side): short side -> resize, centre crop."""
         size = side or self.image_size
-        return Geometry(policy="none", size=size, pad=0, pad_mode="zeros", resize=max(size, self.eval_resize),
-                        short_side_range=(size, size), area_range=(1.0, 1.0), aspect_range=(1.0, 1.0), flip=False,
-                        pca_lighting=0.0)
+        return Geometry.eval_view(size, self.eval_resize)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -73,8 +72,6 @@ def load_trained(
     ``model``, when given, must be the checkpoint's model: a checkpoint of another architecture is refused with both
     names; weights that do not fit (another class count, another variant) are refused with the keys or shapes named.
     """
-    from ..registry import create_model, model_info
-
     if model is not None:
         model_info(model)  # an unknown name is refused first, with the closest registered names
     path = resolve_checkpoint(path)
@@ -93,12 +90,10 @@ def load_trained(
     default_resize = round(image_size * 256 / 224) if image_size >= 64 else image_size  # ImageNet: 256 -> 224
     mean = tuple(meta.get("mean") or (IMAGENET_MEAN if in_channels == 3 else (0.449,)))
     std = tuple(meta.get("std") or (IMAGENET_STD if in_channels == 3 else (0.226,)))
-    from ..weights import WeightsError
-
     try:  # a torchvision state dict is mapped for the torchvision-compatible variants
         net = create_model(name, num_classes=num_classes, in_channels=in_channels, weights=state,
                            **meta.get("model_kwargs", {}))
-    except WeightsError as exc:
+    except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     return Trained(path=path, name=name, net=net.to(device).eval(), classes=classes, num_classes=num_classes,
                    in_channels=in_channels, image_size=image_size,

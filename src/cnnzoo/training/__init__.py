@@ -1,20 +1,28 @@
 """Training with the papers' recipes: ``train(...)`` (also ``cnnzoo.train`` and ``cnnzoo train MODEL``).
 
-- ``recipes``: the recipe table (``RECIPES``), ``--set field=value`` parsing;
-- ``schedules``: learning-rate schedules (pure functions) and reduce-on-plateau;
-- ``data``, ``folder``, ``cifar``: digits, image folders, CIFAR-format batches (restricted unpickler), synthetic;
-- ``augment``, ``loaders``: batched on-device augmentation and the epoch iterators;
-- ``checkpoint``, ``run_files``: atomic checkpoints and the run directory's files;
-- ``distributed``, ``guard``: torchrun/DDP, and the stop decisions every rank shares (signals, non-finite loss);
-- ``trainer``: the loop and ``evaluate``.
+Data flow: the CLI (``commands``) or ``train(...)`` (``api``) builds a ``RunConfig`` (``config``) -> ``prepare``
+builds the ``Run`` -> per epoch ``train_epoch`` (each batch one ``sgd_step``), ``validate``, ``save`` ->
+``finish`` (all in ``trainer``).
+
+- ``recipes``: ``Recipe`` (``--set field=value`` parsing, each recipe's ``Geometry``); ``recipe_table``: ``RECIPES``;
+- ``schedules``: SGD from a recipe, learning-rate schedules (pure functions) and reduce-on-plateau;
+- ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones);
+- ``runtime``: device, precision, signals, random streams, torchrun/DDP; ``guard``: stops every rank shares;
+- ``trainer``: the loop; ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``: the run directory.
+
+The image pipeline is :mod:`cnnzoo.data`; checkpoints are :mod:`cnnzoo.checkpoint`.
 """
 
-from .checkpoint import CheckpointError, load_state, read_checkpoint, read_weights_metadata
-from .data import Data, load_data
-from .distributed import Runtime
+from ..checkpoint import CheckpointError, load_state, read_checkpoint, read_weights_metadata
+from ..data import Data, load_data
+from .api import train
+from .config import RunConfig, configure
+from .evaluate import evaluate
 from .guard import NonFiniteLoss
-from .recipes import RECIPES, Recipe, get_recipe, list_recipes, parse_overrides, resolve_recipe
-from .trainer import RunResult, TrainingInterrupted, evaluate, train
+from .recipe_table import RECIPES, get_recipe, list_recipes, resolve_recipe
+from .recipes import Recipe, parse_overrides
+from .runtime import Runtime, TrainingInterrupted
+from .trainer import Run, RunResult, finish, prepare, run_training, save, train_epoch, validate
 
 __all__ = [
     "RECIPES",
@@ -22,17 +30,26 @@ __all__ = [
     "Data",
     "NonFiniteLoss",
     "Recipe",
+    "Run",
+    "RunConfig",
     "RunResult",
     "Runtime",
     "TrainingInterrupted",
+    "configure",
     "evaluate",
+    "finish",
     "get_recipe",
     "list_recipes",
     "load_data",
     "load_state",
     "parse_overrides",
+    "prepare",
     "read_checkpoint",
     "read_weights_metadata",
     "resolve_recipe",
+    "run_training",
+    "save",
     "train",
+    "train_epoch",
+    "validate",
 ]

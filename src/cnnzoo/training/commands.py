@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .recipes import RECIPES, get_recipe, list_recipes
+import torch.distributed
+
+from ..errors import UserError
+from .config import RunConfig, configure
+from .guard import NonFiniteLoss
+from .recipe_table import RECIPES, get_recipe, list_recipes
+from .run_files import print_line
+from .runtime import Runtime, TrainingInterrupted, initialized
+from .trainer import run_training
 
 _EPILOG = """\
 data:
@@ -72,24 +80,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from ..errors import UserError
-    from .distributed import Runtime, initialized
-    from .guard import NonFiniteLoss
-    from .trainer import TrainingInterrupted, train
-
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """``cnnzoo train``'s flags as a :class:`RunConfig` (with ``--resume``: the run's own, reloaded)."""
     if args.model is None and args.resume is None:
         raise UserError("train: name a model (see `cnnzoo list`) or --resume a run directory")
+    return configure(
+        args.model, data=args.data, recipe=args.recipe, overrides=args.overrides, batch_size=args.batch_size,
+        image_size=args.image_size, seed=args.seed, val_fraction=args.val_fraction, out=args.out, resume=args.resume,
+        epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
+        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     main = Runtime.from_env().main
     try:
-        result = train(
-            args.model, data=args.data, recipe=args.recipe, overrides=args.overrides, epochs=args.epochs,
-            batch_size=args.batch_size, image_size=args.image_size, out=args.out, device=args.device, seed=args.seed,
-            amp=args.amp, channels_last=args.channels_last, compile=args.compile, resume=args.resume,
-            val_fraction=args.val_fraction, download=args.download, workers=args.workers,
-            checkpoints=args.checkpoints, progress=args.progress, sync_bn=args.sync_bn,
-            on_nonfinite=args.on_nonfinite,
-        )
+        result = run_training(run_config(args), log=print_line)
     except TrainingInterrupted as exc:
         if main:
             print(f"cnnzoo: {exc}", file=sys.stderr)
@@ -100,8 +107,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     finally:
         if initialized():
-            import torch.distributed
-
             torch.distributed.destroy_process_group()
     if not main:
         return 0

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from .distributed import Runtime, all_reduce_max
+from ..errors import UserError
+from .runtime import Runtime, all_reduce_max
 
 POLICIES = ("stop", "skip")
 MAX_CONSECUTIVE_SKIPS = 20
@@ -37,8 +38,6 @@ class NonFiniteLoss(RuntimeError):
 class StepGuard:
     def __init__(self, device: torch.device, runtime: Runtime, *, policy: str = "stop") -> None:
         if policy not in POLICIES:
-            from ..errors import UserError
-
             raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.device, self.runtime, self.policy = device, runtime, policy
         self.check_every = 1 if device.type == "cpu" else 16

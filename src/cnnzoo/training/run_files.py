@@ -19,47 +19,41 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .data import Data
-from .recipes import Recipe
+from tqdm.auto import tqdm
+
+from .. import checkpoint as ckpt
+from ..data import Data
+from ..version import __version__
+from .config import RunConfig
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "images_per_s",
                  "seconds")
 
 
-def run_config(
-    *, name: str, model_kwargs: Any, data: Data, recipe: Recipe, image_size: int, eval_resize: int, seed: int,
-    device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool, compile: bool, val_fraction: float,
-    steps_per_epoch: int, total_steps: int, epochs: int, world_size: int = 1, sync_bn: bool = False,
-    on_nonfinite: str = "stop",
+def config_record(
+    config: RunConfig, *, data: Data, eval_resize: int, device: torch.device, amp_dtype: torch.dtype | None,
+    channels_last: bool, steps_per_epoch: int, total_steps: int, epochs: int, world_size: int,
 ) -> dict[str, Any]:
-    """The resolved run: everything needed to rebuild the model, its input pipeline and the schedule (plain data)."""
+    """config.json: the run's settings and what was resolved from its data and machine (everything needed to
+    rebuild the model, its input pipeline and the schedule; plain data)."""
     return {
-        "model": name,
-        "model_kwargs": dict(model_kwargs or {}),
+        **config.to_dict(),
         "data": data.spec,
         "num_classes": data.num_classes,
         "classes": list(data.classes),
         "in_channels": data.in_channels,
-        "image_size": image_size,
         "eval_resize": eval_resize,
         "mean": list(data.mean),
         "std": list(data.std),
-        "val_fraction": val_fraction,
         "train_images": len(data.train),
         "val_images": len(data.val),
-        "recipe": recipe.to_dict(),
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
-        "seed": seed,
         "device": str(device),
         "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
         "channels_last": channels_last,
-        "compile": compile,
         "world_size": world_size,  # processes; recipe.batch_size is the global batch, split evenly over them
-        "sync_bn": sync_bn,
-        "on_nonfinite": on_nonfinite,
     }
 
 
@@ -83,8 +77,6 @@ def summary(
 ) -> dict[str, Any]:
     """``skipped_files``: every unreadable file (the folder scan's and those that failed to decode while training,
     on every rank); ``stop_reason``: why an interrupted run stopped (a signal, a non-finite loss)."""
-    from .. import __version__
-
     last = history[-1] if history else {}
     return {
         "model": config["model"],
@@ -115,6 +107,10 @@ def summary(
     }
 
 
+def print_line(line: str) -> None:
+    print(line, flush=True)  # flushed: a pipe (a log file, a parent process) sees every epoch as it ends
+
+
 def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
     return (
         f"epoch {row['epoch']:>3}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
@@ -127,8 +123,6 @@ class _Bar:
     """tqdm with loss / top-1 / img/s, refreshed about once a second (the only mid-epoch host sync)."""
 
     def __init__(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int) -> None:
-        from tqdm.auto import tqdm
-
         # enabled=None: tqdm decides, i.e. quiet when stderr is not a terminal
         self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, disable=None if enabled is None
                         else not enabled, dynamic_ncols=True)
@@ -173,8 +167,8 @@ class RunFiles:
     main: bool = True
 
     @classmethod
-    def create(cls, out: str | Path | None, name: str, *, main: bool = True) -> RunFiles:
-        path = Path(out) if out is not None else default_run_dir(name)
+    def create(cls, out: str | Path, *, main: bool = True) -> RunFiles:
+        path = Path(out)
         if main:
             path.mkdir(parents=True, exist_ok=True)
         return cls(path, main)
@@ -204,8 +198,6 @@ class RunFiles:
     def save_weights(self, kind: str, net: nn.Module, config: dict[str, Any], *, epoch: int,
                      metrics: dict[str, Any]) -> None:
         """``kind``.safetensors with what evaluation needs to rebuild the model and its inputs."""
-        from .. import __version__
-
         if not self.main:
             return
         keys = ("model", "model_kwargs", "num_classes", "classes", "in_channels", "image_size", "eval_resize",

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: pure functions of (step, recipe), plus reduce-on-plateau as a small state machine.
+"""The optimizer and its learning rate: SGD from a recipe, the schedules as pure functions of (step, recipe), and
+reduce-on-plateau as a small state machine.
 
 ``step`` counts optimizer steps from 0. Epoch-based numbers are converted with ``steps_per_epoch``; fractions of
 the run with ``total_steps``. Reduce-on-plateau is the lecture's "divide by 10 when val accuracy plateaus": its
@@ -10,7 +11,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import torch
+from torch import nn
+
 from .recipes import Recipe
+
+
+def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    kwargs = dict(lr=recipe.lr, momentum=recipe.momentum, dampening=recipe.dampening, nesterov=recipe.nesterov,
+                  weight_decay=recipe.weight_decay)
+    try:  # one fused kernel for all parameters where this torch supports it on this device
+        return torch.optim.SGD(params, **kwargs, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.SGD(params, **kwargs, foreach=device.type != "cpu")
 
 
 def warmup_steps(recipe: Recipe, steps_per_epoch: int) -> int:

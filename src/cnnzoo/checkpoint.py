@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, readable without running code.
+"""Checkpoints and weights files: written atomically, read without running code (cnnzoo's one loading path).
 
 A run directory holds
 
@@ -10,6 +10,8 @@ A run directory holds
 
 Every file is written to a temporary name in the same folder, flushed and fsynced, then renamed over the old one
 with ``os.replace`` (atomic on POSIX and Windows): a crash or kill at any moment leaves the previous file intact.
+Every file is read with safetensors or ``torch.load(weights_only=True)`` (:func:`torch_load`), and every failure is
+one :class:`CheckpointError` naming the file (``WeightsError`` is the same class, under its public name).
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from .errors import UserError
 
 FORMAT = "cnnzoo-train-state"
 FORMAT_VERSION = 1
 WEIGHTS_FORMAT = "cnnzoo-weights"
 
 
-class CheckpointError(UserError):
-    """A checkpoint that cannot be read or does not fit; the message names the file."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint or weights file that cannot be read, or does not fit the model; the message says why."""
+
+
+WeightsError = CheckpointError  # the public name (``cnnzoo.WeightsError``)
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
@@ -146,24 +151,51 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def read_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A flat ``{key: tensor}`` from a path (safetensors, or a torch file read by :func:`torch_load`) or a mapping.
+
+    Accepts a plain state dict, a cnnzoo training checkpoint (``{"model": state_dict, ...}``) or a
+    ``{"state_dict": ...}`` wrapper. ``module.`` prefixes left by DataParallel/DDP are removed.
+    """
+    if isinstance(source, Mapping):
+        state = dict(source)
+    elif not Path(source).is_file():
+        raise CheckpointError(f"{source}: no such weights file")
+    elif Path(source).suffix == ".safetensors":
+        state = _safetensors(Path(source))
+    else:
+        state = torch_load(Path(source))
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"{source}: holds a {type(state).__name__}, not a state dict")
+    for wrapper in ("model", "state_dict"):
+        if wrapper in state and isinstance(state[wrapper], Mapping):
+            state = dict(state[wrapper])
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # truncated or garbage files surface as many exception types
+        raise CheckpointError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Weights and metadata of any checkpoint cnnzoo reads, without running code.
 
     ``.safetensors`` written by the trainer (metadata: the run's model, classes, input pipeline), a training state
     (``last.pt``: its ``config``), or a plain state dict (``.pt``/``.pth``; no metadata, ``{}``).
     """
-    from ..weights import WeightsError, read_state_dict
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
         meta = read_weights_metadata(path)
-        try:
-            state = read_state_dict(path)
-        except WeightsError as exc:
-            raise CheckpointError(str(exc)) from None
-        return state, (meta if meta.get("format") == WEIGHTS_FORMAT else {})
+        return read_state_dict(path), (meta if meta.get("format") == WEIGHTS_FORMAT else {})
     raw = torch_load(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         return read_state_dict(raw["model"]), dict(raw.get("config") or {})
@@ -187,22 +219,3 @@ def find_resume_state(run_dir: Path) -> tuple[Path, dict[str, Any]]:
             raise
         warnings.warn(f"{exc}; resuming from {previous} instead", stacklevel=2)
         return previous, load_state(previous)
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    import random
-
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    import random
-
-    torch.set_rng_state(state["torch"])
-    if "python" in state:
-        random.setstate((3, tuple(state["python"]), None))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .data import Data, TensorSource, channel_stats, to_channels
+from .sources import Data, TensorSource, channel_stats, to_channels
 
 LAYOUTS = {  # folder name, train files, test file, meta file, label key, label-names key
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",

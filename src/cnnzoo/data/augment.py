@@ -2,14 +2,15 @@
 
 Every geometric policy is a crop *box* in the source image that is resized to the model's input:
 
-- ``pad_crop`` (He et al. 2016 §4.2, CIFAR): pad 4 px each side, random 32x32 crop = a box shifted by up to 4 px;
+- ``pad_crop`` (He et al. 2016 §4.2, CIFAR): pad 4 px each side, random 32x32 crop = the evaluation view (short side
+  resized, centre crop: a non-square image is cropped, never squashed) shifted by up to 4 px;
 - ``random_crop`` (Krizhevsky et al. 2012 §4.1): short side resized to 256, random 224 crop;
 - ``scale_jitter`` (Simonyan & Zisserman 2015 §3.1, He et al. 2016 §3.4): short side uniform in [256, 512], crop;
 - ``random_resized_crop`` (Szegedy et al. 2015 §6): 8-100% of the area, aspect ratio 3/4-4/3;
 - ``none``: the evaluation view (short side to ``resize``, centre crop).
 
-Resident data sets (digits, CIFAR, synthetic) are augmented on the device, a batch at a time: integer pad-crops by
-one gather (as airbench does), other boxes by one ``grid_sample``. Image folders crop per sample in the loader
+Resident data sets (digits, CIFAR, synthetic) are augmented on the device, a batch at a time: integer pad-crops of
+the evaluation view by one gather (as airbench does), other boxes by one ``grid_sample``. Image folders crop per sample in the loader
 workers (images differ in size). Randomness comes from generators seeded by (seed, epoch, step) or
 (seed, epoch, index), so a resumed run draws exactly what the uninterrupted run drew.
 """
@@ -22,8 +23,6 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-
-from .recipes import Recipe
 
 # Krizhevsky et al. 2012 §4.1: PCA of ImageNet RGB pixels (values of fb.resnet.torch's transforms.lua, RGB in [0, 1]).
 IMAGENET_PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -40,7 +39,8 @@ def rng(*key: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 @dataclass(frozen=True)
 class Geometry:
-    """A recipe's augmentation in pixels at this run's input side ``size``."""
+    """An augmentation policy in pixels at this run's input side ``size`` (a recipe builds it:
+    ``Recipe.geometry(size)``)."""
 
     policy: str
     size: int
@@ -54,37 +54,23 @@ class Geometry:
     pca_lighting: float
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, size: int) -> Geometry:
-        scale = size / recipe.crop_px  # the paper's pixels at the paper's crop -> this run's pixels
-        lo, hi = recipe.short_side_range_px
-        return cls(
-            policy=recipe.augment,
-            size=size,
-            pad=round(recipe.pad_px * scale) if recipe.pad_px else 0,
-            pad_mode=recipe.pad_mode,
-            resize=max(size, round((recipe.resize_px or recipe.crop_px) * scale)),
-            short_side_range=(max(size, round(lo * scale)), max(size, round(hi * scale))),
-            area_range=recipe.area_range,
-            aspect_range=recipe.aspect_range,
-            flip=recipe.flip,
-            pca_lighting=recipe.pca_lighting,
-        )
+    def eval_view(cls, size: int, resize: int) -> Geometry:
+        """The evaluation view: short side resized to ``resize``, the centre ``size`` crop, nothing random."""
+        return cls(policy="none", size=size, pad=0, pad_mode="zeros", resize=max(size, resize),
+                   short_side_range=(size, size), area_range=(1.0, 1.0), aspect_range=(1.0, 1.0), flip=False,
+                   pca_lighting=0.0)
 
 
 def crop_boxes(
     geo: Geometry, n: int, height: int, width: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random boxes (top, left, box_height, box_width) in source pixels, and flip flags, drawn on the
-    generator's device without any host synchronisation."""
+    generator's device without any host synchronisation (``pad_crop`` shifts the evaluation view instead)."""
     dev = gen.device
     u = torch.rand(n, 2, generator=gen, dtype=torch.float64, device=dev)
     flips = torch.rand(n, generator=gen, device=dev) < 0.5
     flips = flips if geo.flip else torch.zeros_like(flips)
     short = min(height, width)
-    if geo.policy == "pad_crop":  # the whole image is the model's input, shifted by up to ``pad`` output pixels
-        shift = torch.randint(-geo.pad, geo.pad + 1, (n, 2), generator=gen, device=dev).double()
-        top, left = shift[:, 0] * height / geo.size, shift[:, 1] * width / geo.size
-        return torch.stack([top, left, torch.full_like(top, height), torch.full_like(top, width)], 1), flips
     if geo.policy == "random_resized_crop":
         return _random_resized_boxes(geo, n, height, width, gen), flips
     if geo.policy == "none":
@@ -190,8 +176,9 @@ def pca_lighting(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Ten
 def augment_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
     """A uint8 (n, C, H, W) batch on the device -> augmented float batch at ``geo.size`` (0-255 scale)."""
     n, _, h, w = x.shape
-    if geo.policy == "pad_crop" and (h, w) == (geo.size, geo.size):
-        y = pad_crop_batch(x, geo, gen) if geo.pad else x
+    if geo.policy == "pad_crop":  # the evaluation view (a non-square image is cropped, not squashed), shifted
+        y = resize_center_crop(x, geo)
+        y = pad_crop_batch(y, geo, gen) if geo.pad else y
         if geo.flip:
             y = flip_batch(y, torch.rand(n, generator=gen, device=gen.device) < 0.5)
         y = y.float()

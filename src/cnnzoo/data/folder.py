@@ -12,6 +12,9 @@ PPM/PGM) and converted to the model's channels. What real folders hold besides g
 - files whose header is fine but whose data is not (truncated downloads) fail when decoded: the loader drops them
   from their batch, once, and training goes on (``loaders.FolderLoader``).
 
+Training and validation see the same geometry: under ``pad_crop`` a non-square image is resized by its short side
+and centre-cropped, then shifted (never squashed to a square).
+
 Every skipped file is reported in a warning and in ``summary.json`` (``skipped_files``, ``skipped_count``). A class
 folder without a single readable image, or a path that is not there, is an error before anything runs.
 """
@@ -27,8 +30,8 @@ from torch.utils.data import Dataset
 
 from ..errors import UserError
 from .augment import Geometry, crop_boxes, resize_center_crop, rng
-from .data import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, class_folder_names, to_channels
-from .data import stratified_split, warn_skipped
+from .sources import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, class_folder_names
+from .sources import stratified_split, to_channels, warn_skipped
 
 # Pillow's names of the formats of IMAGE_EXTENSIONS (JPEG also opens cameras' multi-picture MPO files; PPM covers
 # PGM/PBM)
@@ -129,8 +132,8 @@ def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> tor
     from torchvision.transforms.v2 import functional as TF
 
     flip = geo.flip and bool(torch.rand(1, generator=gen) < 0.5)
-    if geo.policy == "pad_crop":
-        img = TF.resize(img, [geo.size, geo.size], antialias=True)
+    if geo.policy == "pad_crop":  # the evaluation view (short side, centre crop), shifted by up to ``pad`` pixels
+        img = resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8)
         padding_mode = "constant" if geo.pad_mode == "zeros" else "reflect"
         img = TF.pad(img, [geo.pad] * 4, padding_mode=padding_mode)
         top, left = torch.randint(0, 2 * geo.pad + 1, (2,), generator=gen).tolist()

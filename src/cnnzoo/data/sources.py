@@ -1,10 +1,9 @@
-"""Data sets for training: the built-in digits, image folders, CIFAR-format batches, and synthetic images.
+"""What a data set is (``Data`` with resident or file splits), and the sources that need no files: digits, synthetic.
 
-``load_data(spec, ...)`` reads ``--data``: ``digits`` | ``synthetic[:N]`` | ``cifar10:PATH`` | ``cifar100:PATH`` |
-an image-folder ``PATH``. Small data sets (digits, CIFAR, synthetic) come back as uint8 tensors that the loader keeps
-resident on the device; image folders come back as file lists decoded by loader workers. Every image is converted
-to the model's channels (grayscale repeated, alpha dropped, palette/CMYK to RGB, RGB to luminance for 1 channel).
-Train/validation splits drawn here use a fixed seed (``split_seed``), independent of the run's seed.
+Small data sets (digits, CIFAR, synthetic) are uint8 tensors that the loader keeps resident on the device; image
+folders are file lists decoded by loader workers. Every image is converted to the model's channels (grayscale
+repeated, alpha dropped, palette/CMYK to RGB, RGB to luminance for 1 channel). Train/validation splits drawn here use
+a fixed seed (``split_seed``), independent of the run's seed.
 """
 
 from __future__ import annotations
@@ -61,44 +60,6 @@ class Data:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    @property
-    def resident(self) -> bool:
-        return isinstance(self.train, TensorSource)
-
-
-def load_data(
-    spec: str,
-    *,
-    image_size: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    val_fraction: float = 0.2,
-    download: bool = False,
-    split_seed: int = 0,
-) -> Data:
-    """Parse ``--data`` and load it (see the module docstring). ``num_classes`` is only used by ``synthetic``."""
-    if not 0 < val_fraction < 1:
-        raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    kind, _, arg = spec.partition(":")
-    if spec == "digits":
-        return digits(image_size=image_size, in_channels=in_channels, val_fraction=val_fraction, split_seed=split_seed)
-    if kind == "synthetic":
-        count = _positive_int(arg, "synthetic:N") if arg else 512
-        return synthetic(count, image_size=image_size, in_channels=in_channels, num_classes=num_classes)
-    if kind in ("cifar10", "cifar100") and arg:
-        from .cifar import load_cifar
-
-        return load_cifar(kind, arg, in_channels=in_channels, download=download)
-    from .folder import load_folder
-
-    return load_folder(spec, in_channels=in_channels, val_fraction=val_fraction, split_seed=split_seed)
-
-
-def _positive_int(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) < 2:
-        raise UserError(f"{what}: N must be an integer >= 2, got {text!r}")
-    return int(text)
 
 
 def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,9 +17,11 @@ import warnings
 from collections.abc import Iterator
 
 import torch
+from torch.utils.data import DataLoader
 
 from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, rng
-from .data import Data, FileSource, TensorSource
+from .folder import FolderDataset
+from .sources import Data, FileSource, TensorSource
 
 
 class Loader(abc.ABC):
@@ -102,15 +104,11 @@ class FolderLoader(Loader):
     """Files decoded and cropped per sample by DataLoader workers; lighting and normalisation on the device."""
 
     def __init__(self, source: FileSource, *, channels: int, workers: int = 0, **kwargs) -> None:
-        from .folder import FolderDataset
-
         super().__init__(len(source), **kwargs)
         self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
         self.workers = workers
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from torch.utils.data import DataLoader
-
         self.dataset.epoch = epoch  # workers are started per epoch and copy the dataset with it
         order = self.indices(epoch)[start_step * self.batch_size : len(self) * self.batch_size].tolist()
         if not order:

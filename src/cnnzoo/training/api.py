@@ -1,0 +1,79 @@
+"""``cnnzoo.train(...)``: the trainer behind keyword arguments, for Python users (it builds a ``RunConfig``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import Data
+from .config import configure
+from .recipes import Recipe
+from .run_files import print_line
+from .trainer import RunResult, run_training
+
+
+def train(
+    model: str | nn.Module | None = None,
+    *,
+    data: str | Data | None = None,
+    recipe: str | Recipe | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    out: str | Path | None = None,
+    device: str | torch.device = "auto",
+    seed: int | None = None,
+    amp: str | None = None,
+    channels_last: bool | None = None,
+    compile: bool = False,
+    resume: str | Path | None = None,
+    val_fraction: float = 0.2,
+    download: bool = False,
+    workers: int | None = None,
+    checkpoints: bool = True,
+    progress: bool | None = None,
+    sync_bn: bool = False,
+    on_nonfinite: str = "stop",
+    model_kwargs: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
+    log: Any = "print",
+) -> RunResult:
+    """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
+
+    Args:
+        data: ``"digits"`` (default), ``"synthetic[:N]"``, ``"cifar10:PATH"``, ``"cifar100:PATH"``, an image
+            folder path, or a :class:`~cnnzoo.data.Data`.
+        recipe: a name from ``RECIPES`` (default: the model's ``ModelInfo.recipe``), with ``overrides``
+            (``["lr=0.05", ...]`` or a mapping) applied; ``batch_size`` is a shortcut for one. Under torchrun the
+            batch size is the global batch, split evenly over the processes.
+        epochs: the run's length (default: the recipe's epochs or iterations).
+        image_size: input side (default: the model's); digits are resized to it.
+        amp: ``"off"``, ``"bf16"`` or ``"fp16"`` (CUDA only); default bf16 on CUDA, off on CPU.
+        resume: a run directory (or its ``last.pt``): continues that run, writing into it, on any number of
+            processes; a damaged ``last.pt`` falls back to ``previous.pt``.
+        checkpoints: write ``last``/``best`` checkpoints (off for smoke tests and benchmarks).
+        sync_bn: under torchrun on CUDA, batch-norm statistics over the global batch (``SyncBatchNorm``).
+        on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``guard``).
+        log: called with one line per epoch (default: print it; ``None``: silent).
+
+    Every other keyword is a field of :class:`~cnnzoo.training.config.RunConfig`. Returns the trained model (eval
+    mode, on ``device``), the summary and the per-epoch history. Writes ``out`` (default ``runs/<model>-<time>``;
+    under torchrun rank 0 alone writes). SIGINT/SIGTERM checkpoint and raise ``TrainingInterrupted``; a non-finite
+    loss raises ``NonFiniteLoss``, leaving the last good checkpoint.
+    """
+    given = data if isinstance(data, Data) else None
+    spec = None if given is not None and resume is not None else given.spec if given is not None else data
+    config = configure(
+        model, data=spec, recipe=recipe, overrides=overrides,
+        batch_size=batch_size, image_size=image_size, seed=seed, val_fraction=val_fraction,
+        model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
+        amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
+        checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite,
+    )
+    net = model if isinstance(model, nn.Module) else None
+    return run_training(config, net=net, data=given, log=print_line if log == "print" else log)

@@ -1,0 +1,181 @@
+"""A run's settings as one frozen value, ``RunConfig``: built by the CLI or ``cnnzoo.train``, reloaded on resume.
+
+``configure(model, ...)`` resolves what can be resolved before any data is read: the model's identity, the recipe
+(the model's own unless named, with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the
+seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/config.json`` and takes only the
+settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
+model, data, recipe, size or seed is refused, since the run would silently become another run.
+
+``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
+steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..checkpoint import CheckpointError
+from ..data.load import check_val_fraction
+from ..errors import UserError
+from ..registry import ModelInfo, model_info
+from .guard import POLICIES
+from .recipe_table import resolve_recipe
+from .recipes import Recipe, parse_overrides
+
+AMP_MODES = ("off", "bf16", "fp16")
+# what a session may change when it resumes a run (everything else is the run's own)
+SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
+                  "progress", "sync_bn", "on_nonfinite")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs (``cnnzoo train``'s flags, ``cnnzoo.train``'s keywords), as data."""
+
+    model: str  # a registered name, or the class name of a module given to ``cnnzoo.train``
+    recipe: Recipe  # resolved: the named recipe with every override applied
+    image_size: int  # input side in pixels
+    data: str = "digits"  # ``--data``: digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # create_model options, e.g. {"dropout": 0.3}
+    epochs: int | None = None  # None: the recipe's length (resuming: the run's own length)
+    seed: int = 0  # weights, shuffling, augmentation, dropout: same seed, same run on the CPU
+    val_fraction: float = 0.2  # validation share of digits and single-tree folders
+    out: str | None = None  # run directory; None: runs/<model>-<time>
+    resume: str | None = None  # a run directory (or its last.pt) this run continues
+    device: str = "auto"  # auto: CUDA when available
+    amp: str | None = None  # off | bf16 | fp16; None: bf16 on CUDA, off on the CPU
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False
+    download: bool = False  # CIFAR only
+    workers: int | None = None  # image-folder decoding processes; None: CPU count - 1, at most 8
+    checkpoints: bool = True
+    progress: bool | None = None  # None: only on a terminal
+    sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
+    on_nonfinite: str = "stop"  # stop | skip a step whose loss is inf/NaN
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.amp is not None and self.amp not in AMP_MODES:
+            raise UserError(f"--amp must be off, bf16 or fp16, got {self.amp!r}")
+        if self.on_nonfinite not in POLICIES:
+            raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {self.on_nonfinite!r}")
+        check_val_fraction(self.val_fraction)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (the recipe as its own dict)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**data, "recipe": self.recipe.to_dict(), "model_kwargs": dict(self.model_kwargs)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """The settings of ``data`` (e.g. a run's config.json); the facts the trainer added are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        return cls(**{**values, "recipe": Recipe.from_dict(data["recipe"]), "model_kwargs": dict(values.get(
+            "model_kwargs") or {})})
+
+
+def configure(
+    model: str | nn.Module | None = None,
+    *,
+    data: str | None = None,
+    recipe: str | Recipe | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    seed: int | None = None,
+    val_fraction: float = 0.2,
+    model_kwargs: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    **session: Any,
+) -> RunConfig:
+    """A :class:`RunConfig` from ``cnnzoo.train``'s keywords; ``session``: the fields of ``SESSION_FIELDS``."""
+    if resume is not None:
+        changes_recipe = bool(overrides) or batch_size is not None
+        given = {"model": model, "data": data, "recipe": recipe, "image_size": image_size, "seed": seed}
+        return _resumed(Path(resume), changes_recipe=changes_recipe, given=given, session=session)
+    if model is None:
+        raise UserError("train: name a model (or pass a module) or resume a run")
+    name, info = model_identity(model, model_name)
+    shortcut = {"batch_size": batch_size} if batch_size is not None else {}
+    resolved = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"),
+                              {**parse_overrides(overrides), **shortcut})
+    return RunConfig(model=name, recipe=resolved, image_size=check_image_size(image_size, info),
+                     data=data or "digits", model_kwargs=dict(model_kwargs or {}), seed=0 if seed is None else seed,
+                     val_fraction=val_fraction, out=None if out is None else str(out), **session)
+
+
+def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], session: Mapping[str, Any]) -> RunConfig:
+    run = resume.parent if resume.is_file() else resume
+    saved = read_run_config(run)
+    if changes_recipe:
+        raise UserError(f"--resume {run}: the recipe cannot change on resume (see {run / 'config.json'})")
+    own = {"model": saved["model"], "data": saved["data"], "recipe": saved["recipe"]["name"],
+           "image_size": saved["image_size"], "seed": saved["seed"]}
+    for key, value in given.items():
+        if isinstance(value, (str, int)) and value != own[key]:  # None, a module, a Data or a Recipe: not compared
+            raise UserError(f"--resume {run}: the run used {key} {own[key]!r}, not {value!r}")
+    defaults = {name: RunConfig.__dataclass_fields__[name].default for name in SESSION_FIELDS}
+    return RunConfig.from_dict(saved).replace(**{**defaults, **session}, out=str(run), resume=str(resume))
+
+
+def read_run_config(run: Path) -> dict[str, Any]:
+    """A run directory's config.json (its settings and the facts learnt from its data)."""
+    if not run.is_dir():
+        raise CheckpointError(f"--resume {run}: no such run directory")
+    try:
+        return json.loads((run / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {exc}"
+        raise CheckpointError(f"--resume {run}: cannot read {run / 'config.json'} ({reason})") from None
+
+
+def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str, ModelInfo | None]:
+    if isinstance(model, str):
+        return model, model_info(model)
+    return model_name or type(model).__name__, None
+
+
+def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
+    if info is None:
+        if image_size is None:
+            raise UserError("training a module needs image_size= (the side of its square input)")
+        return image_size
+    size = image_size or info.input_size[1]
+    if size < info.test_size:
+        raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
+                        f"{info.test_size}")
+    return size
+
+
+def default_workers(workers: int | None, world_size: int = 1) -> int:
+    """Decoding processes per training process: the machine's cores are shared by its processes."""
+    if workers is not None:
+        return max(0, workers)
+    return min(8, max(0, (os.cpu_count() or 1) - 1)) // world_size
+
+
+def input_channels(config: RunConfig, net: nn.Module | None) -> int:
+    if net is None:
+        return model_info(config.model).input_size[0]
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else 3
+
+
+def default_num_classes(config: RunConfig, net: nn.Module | None) -> int:
+    """The model's class count (what ``synthetic`` data draws labels from); 10 for a module."""
+    return model_info(config.model).num_classes if net is None else 10

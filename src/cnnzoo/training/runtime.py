@@ -1,0 +1,282 @@
+"""Where and how a run executes: device, mixed precision, signals, random streams, and torchrun/DDP.
+
+Device and precision: ``resolve_device`` (``auto``: CUDA when available), ``amp_dtype_for`` (bf16 on CUDA by default,
+fp16 with a grad scaler on CUDA only). Signals: :class:`StopFlag` turns SIGINT/SIGTERM into a flag the trainer
+checks after every step (it checkpoints and raises :class:`TrainingInterrupted`).
+
+Data-parallel training across processes (``torchrun --nproc_per_node N -m cnnzoo train ...``): torchrun exports
+``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Runtime` reads them (without them: one process, nothing here does
+anything). One code path serves 1 CPU, 1 GPU and N processes:
+
+- the process group uses NCCL on CUDA and gloo on the CPU; each process drives ``cuda:LOCAL_RANK``;
+- the recipe's ``batch_size`` is the *global* batch (the paper's), split evenly over the processes, so a recipe means
+  the same run on any number of GPUs and a run resumes on any world size;
+- the loaders shard each epoch's seeded permutation per rank (``DistributedSampler``'s scheme); validation shards
+  without padding, so sums reduced over ranks count every sample exactly once;
+- gradients are averaged by ``DistributedDataParallel``; the state dict is taken from the unwrapped module, so
+  checkpoints carry no ``module.`` prefixes; rank 0 alone writes files and shows progress;
+- random draws come in two kinds (:class:`RankStreams`): per-mini-batch draws (FractalNet's global column, Stochastic
+  Depth's gates) come from the seeded default stream, the same on every rank, so they are taken once per global
+  batch as in one process; per-element masks (dropout, per-sample drop path) come from a stream private to the rank
+  and the step, so each shard gets its own masks: 2 processes x batch b = 1 process x batch 2b, in distribution;
+- ``sync_bn`` converts batch norm to ``SyncBatchNorm`` (CUDA only: PyTorch's implementation needs GPU tensors).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..data.augment import rng
+from ..errors import UserError
+from ..layers.drop_path import DropPath
+
+# modules whose random draws are per element (or per sample): private to each data-parallel rank
+PER_ELEMENT_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+                      DropPath)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived: the state was checkpointed in ``out``; ``--resume out`` continues."""
+
+    def __init__(self, signum: int, out: Path) -> None:
+        super().__init__(f"{signal.Signals(signum).name}: checkpoint saved; resume with --resume {out}")
+        self.signum, self.out = signum, out
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop checks after every step; a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return device
+
+
+def amp_dtype_for(amp: str | None, device: torch.device) -> torch.dtype | None:
+    amp = ("bf16" if device.type == "cuda" else "off") if amp is None else amp
+    if amp not in ("off", "bf16", "fp16"):
+        raise UserError(f"--amp must be off, bf16 or fp16, got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device (use --amp bf16 on CPU)")
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The default streams (torch CPU, Python, CUDA), for an exact resume."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        random.setstate((3, tuple(state["python"]), None))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over data-parallel ranks, in place (a no-op in a single process)."""
+    if initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    if initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """This process's place in the job: rank, world size, local rank (from torchrun's environment)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Runtime:
+        env = os.environ if env is None else env
+        try:
+            world_size = int(env.get("WORLD_SIZE", "1"))
+            rank, local_rank = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
+        except ValueError:
+            raise UserError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)") from None
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise UserError(f"RANK {rank} and WORLD_SIZE {world_size} do not describe a process of the job")
+        return cls(rank, world_size, local_rank)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, device: torch.device) -> torch.device:
+        """Each process drives its own GPU: ``cuda`` means ``cuda:LOCAL_RANK`` under torchrun."""
+        if self.distributed and device.type == "cuda":
+            if device.index is None:
+                device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        return device
+
+    def start(self, device: torch.device) -> None:
+        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has."""
+        if not self.distributed or initialized():
+            return
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        # a stuck peer (crashed, out of memory) fails the job after 30 min instead of hanging it for ever
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30),
+                                device_id=device if device.type == "cuda" else None)
+
+    def split_batch(self, batch_size: int) -> int:
+        """This process's share of the global batch."""
+        if batch_size % self.world_size:
+            raise UserError(f"batch_size {batch_size} (the global batch) does not split over {self.world_size} "
+                            f"processes; use a multiple of {self.world_size}")
+        return batch_size // self.world_size
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (e.g. a run directory named after rank 0's clock)."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def union(self, items: list[str]) -> list[str]:
+        """Every rank's ``items``, merged in rank order without duplicates (collective: all ranks must call)."""
+        if not self.distributed:
+            return list(dict.fromkeys(items))
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, list(items))
+        return list(dict.fromkeys(item for part in gathered for item in part))
+
+
+def ddp_options(net: nn.Module) -> dict[str, Any]:
+    """``find_unused_parameters`` only for a model that really skips layers in a forward pass (``skips_layers``:
+    e.g. drop-path that does not compute a dropped branch); the search costs a graph traversal every step."""
+    return {"find_unused_parameters": bool(getattr(net, "skips_layers", False))}
+
+
+def wrap(net: nn.Module, device: torch.device, runtime: Runtime) -> nn.Module:
+    """``net`` in ``DistributedDataParallel`` (one process: ``net`` itself). The optimizer and every checkpoint use
+    ``net``, never the wrapper, so state dicts have no ``module.`` prefix."""
+    if not runtime.distributed:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                   **ddp_options(net))
+
+
+class RankStreams:
+    """Per-element randomness private to each rank; per-mini-batch randomness shared by all (see the module doc).
+
+    Under torchrun, every module of ``PER_ELEMENT_RANDOM`` in ``net`` draws from a stream seeded by
+    (seed, epoch, step, rank) (:meth:`begin_step`): around its forward pass the device's default generator is
+    swapped for that stream and back, so the shared stream (which per-batch draws use) advances identically on every
+    rank. Stateless per step, so a resumed run on the same world size draws the same masks. One process: nothing is
+    installed, the single default stream serves both kinds (as before).
+    """
+
+    def __init__(self, net: nn.Module, device: torch.device, runtime: Runtime, seed: int) -> None:
+        self.device, self.rank, self.seed = device, runtime.rank, seed
+        self.key: tuple[int, ...] = (seed, 0, 0)
+        self.private: torch.Tensor | None = None
+        self.shared: torch.Tensor | None = None
+        if runtime.distributed:
+            for module in net.modules():
+                if isinstance(module, PER_ELEMENT_RANDOM):
+                    module.register_forward_pre_hook(self._enter)
+                    module.register_forward_hook(self._leave)
+
+    def begin_step(self, epoch: int, step: int) -> None:
+        self.key, self.private = (self.seed, epoch, step, self.rank), None
+
+    def _get(self) -> torch.Tensor:
+        return torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.get_rng_state()
+
+    def _set(self, state: torch.Tensor) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(state, self.device)
+        else:
+            torch.set_rng_state(state)
+
+    def _enter(self, module: nn.Module, args: Any) -> None:
+        self.shared = self._get()
+        if self.private is None:
+            self.private = rng(*self.key, device=self.device).get_state()
+        self._set(self.private)
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.private = self._get()
+        self._set(self.shared)
+
+
+def convert_sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
+    if device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm synchronises statistics between GPUs "
+                        "only (on the CPU each process keeps its own batch norm; drop --sync-bn)")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def broadcast_buffers(net: nn.Module) -> None:
+    """Rank 0's buffers (batch-norm running statistics) on every rank, so every rank validates the same network."""
+    if initialized():
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "all_reduce_max", "all_reduce_sum",
+           "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options", "resolve_device",
+           "rng_state", "set_rng_state", "wrap"]
