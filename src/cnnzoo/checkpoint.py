@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 
 from .errors import UserError
 
@@ -82,8 +84,6 @@ def write_json(path: Path, data: Any) -> None:
 
 def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
     """Weights as safetensors; ``metadata`` values are stored as JSON strings."""
-    from safetensors.torch import save
-
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     meta = {"format": WEIGHTS_FORMAT, **{k: json.dumps(v) for k, v in metadata.items()}}
     try:
@@ -95,8 +95,6 @@ def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: M
 
 def read_weights_metadata(path: Path) -> dict[str, Any]:
     """The JSON-decoded ``__metadata__`` of a cnnzoo safetensors file (another file's metadata: as stored)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
@@ -176,8 +174,6 @@ def read_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, torch.T
 
 
 def _safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path))
     except Exception as exc:  # truncated or garbage files surface as many exception types

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ..errors import UserError
@@ -38,11 +39,9 @@ from .sources import stratified_split, to_channels, warn_skipped
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM")
 
 
-def open_image(path: str | Path):  # noqa: ANN201 (a PIL image; PIL is imported lazily)
+def open_image(path: str | Path) -> Image.Image:
     """``Image.open`` restricted to ``IMAGE_FORMATS``; an image over Pillow's pixel limit is refused as a
     decompression bomb (Pillow itself only warns between 1x and 2x the limit)."""
-    from PIL import Image
-
     Image.init()  # registers every plugin: Image.open(formats=...) only looks formats up
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -111,7 +110,6 @@ def decode_image_file(path: str, channels: int) -> torch.Tensor:
     PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16/32-bit grayscale keeps its high byte
     (PIL would saturate it). torchvision.io's decoders are deprecated as of torchvision 0.29, so they are not used.
     """
-    from PIL import ImageOps
     from torchvision.transforms.functional import pil_to_tensor
 
     try:

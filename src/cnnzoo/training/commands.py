@@ -80,7 +80,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def run_config(args: argparse.Namespace) -> RunConfig:
+def config_from_args(args: argparse.Namespace) -> RunConfig:
     """``cnnzoo train``'s flags as a :class:`RunConfig` (with ``--resume``: the run's own, reloaded)."""
     if args.model is None and args.resume is None:
         raise UserError("train: name a model (see `cnnzoo list`) or --resume a run directory")
@@ -96,7 +96,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     main = Runtime.from_env().main
     try:
-        result = run_training(run_config(args), log=print_line)
+        result = run_training(config_from_args(args), log=print_line)
     except TrainingInterrupted as exc:
         if main:
             print(f"cnnzoo: {exc}", file=sys.stderr)

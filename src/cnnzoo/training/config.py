@@ -83,8 +83,9 @@ class RunConfig:
         """The settings of ``data`` (e.g. a run's config.json); the facts the trainer added are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        return cls(**{**values, "recipe": Recipe.from_dict(data["recipe"]), "model_kwargs": dict(values.get(
-            "model_kwargs") or {})})
+        values["recipe"] = Recipe.from_dict(data["recipe"])
+        values["model_kwargs"] = dict(values.get("model_kwargs") or {})
+        return cls(**values)
 
 
 def configure(
@@ -129,7 +130,7 @@ def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], se
     for key, value in given.items():
         if isinstance(value, (str, int)) and value != own[key]:  # None, a module, a Data or a Recipe: not compared
             raise UserError(f"--resume {run}: the run used {key} {own[key]!r}, not {value!r}")
-    defaults = {name: RunConfig.__dataclass_fields__[name].default for name in SESSION_FIELDS}
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in SESSION_FIELDS}
     return RunConfig.from_dict(saved).replace(**{**defaults, **session}, out=str(run), resume=str(resume))
 
 

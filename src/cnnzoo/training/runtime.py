@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data.augment import rng
 from ..errors import UserError
@@ -213,8 +214,6 @@ def wrap(net: nn.Module, device: torch.device, runtime: Runtime) -> nn.Module:
     ``net``, never the wrapper, so state dicts have no ``module.`` prefix."""
     if not runtime.distributed:
         return net
-    from torch.nn.parallel import DistributedDataParallel
-
     return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
                                    **ddp_options(net))
 
