@@ -22,7 +22,7 @@ from cnnzoo.layers import StochasticDepth
 from cnnzoo.layers.residual import BasicBlock, PreActBlock
 from cnnzoo.models.fractalnet import FractalBlock, FractalConv, FractalNet, FractalNetSpec
 from cnnzoo.models.stochastic_depth import SPECS as SD_SPECS
-from cnnzoo.models.stochastic_depth import StochasticDepthResNet
+from cnnzoo.models.resnet import ResNet
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 
@@ -34,10 +34,10 @@ def _no_onednn():
         yield
 
 
-def _small_sd(depth_per_stage: int = 3, drop_path_rate: float = 0.5) -> StochasticDepthResNet:
+def _small_sd(depth_per_stage: int = 3, drop_path_rate: float = 0.5) -> ResNet:
     """resnet110_sd's layout (A_avg shortcuts, p_L = 0.5) with fewer blocks per stage."""
     spec = replace(SD_SPECS["resnet110_sd"], depths=(depth_per_stage,) * 3)
-    return StochasticDepthResNet(spec, num_classes=10, drop_path_rate=drop_path_rate, drop_path_mode="batch")
+    return ResNet(spec, num_classes=10, drop_path_rate=drop_path_rate, drop_path_mode="batch")
 
 
 class _Gate(nn.Module):
@@ -60,7 +60,8 @@ def test_only_the_two_drop_families_declare_skipped_layers():
     assert FractalNet(spec).skips_layers and not FractalNet(spec, drop_path=False).skips_layers
     assert _small_sd().skips_layers and not _small_sd(drop_path_rate=0.0).skips_layers
     assert not getattr(cnnzoo.create_model("resnet20"), "skips_layers", False)
-    assert type(cnnzoo.create_model("resnet110_sd")) is StochasticDepthResNet
+    assert cnnzoo.create_model("resnet110_sd").skips_layers
+    assert cnnzoo.create_model("resnet20", drop_path_mode="batch", drop_path_rate=0.5).skips_layers
 
 
 def test_dropped_stochastic_depth_block_is_not_run_and_the_rest_is_unchanged():
@@ -255,14 +256,15 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec
-from cnnzoo.models.stochastic_depth import SPECS, StochasticDepthResNet
+from cnnzoo.models.resnet import ResNet
+from cnnzoo.models.stochastic_depth import SPECS
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 torch.manual_seed(0)  # same initial weights and, through the shared stream, the same drops on every rank
 models = {
-    "sd": StochasticDepthResNet(replace(SPECS["resnet110_sd"], depths=(2, 2, 2)), num_classes=10,
-                                drop_path_rate=0.5, drop_path_mode="batch"),
+    "sd": ResNet(replace(SPECS["resnet110_sd"], depths=(2, 2, 2)), num_classes=10,
+                 drop_path_rate=0.5, drop_path_mode="batch"),
     "fractal": FractalNet(FractalNetSpec(2, (4,) * 5, (0.0,) * 5), num_classes=10),
 }
 data = torch.Generator().manual_seed(100 + rank)  # each rank its own shard, off the shared stream
@@ -306,3 +308,14 @@ def test_ddp_ranks_skip_the_same_layers_and_stay_identical(tmp_path):
         assert int(fields["unused"]) > 0, line  # layers really were skipped
     for name in ("sd", "fractal"):  # both ranks skipped the same number of parameter tensors
         assert len({line.split()[2] for line in lines if line.startswith(name)}) == 1, lines
+
+
+def test_trainer_keeps_momentum_and_weight_decay_for_dropped_blocks(tmp_path):
+    """A dropped block gets a zero gradient, not None, so SGD's momentum and weight decay still reach it (as when
+    the dropped branch was computed and multiplied by 0, and as in the authors' flat-gradient Torch code)."""
+    model = _small_sd(depth_per_stage=2, drop_path_rate=0.9)
+    cnnzoo.train(model, data="synthetic:32", recipe="quick", epochs=1, batch_size=8, image_size=8,
+                 out=tmp_path / "run", progress=False, log=None)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]["state"]
+    with_momentum = [k for k, v in state.items() if "momentum_buffer" in v and v["momentum_buffer"] is not None]
+    assert len(with_momentum) == sum(1 for p in model.parameters() if p.requires_grad)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers.drop_path import DropPathMode, drop_path_modules
+from ..layers.drop_path import DropPathMode, StochasticDepth, drop_path_modules
 from ..layers.init import init_he_
 from ..layers.residual import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck, ShortcutType
 from ..layers.residual import make_head, make_stage, make_stem
@@ -114,6 +114,12 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(stages)
         self.head = make_head(channels, num_classes, preact=spec.preact)
         init_he_(self)
+
+    @property
+    def skips_layers(self) -> bool:
+        """True when a block can be dropped whole in training (``drop_path_mode="batch"``, Huang et al. 2016):
+        its parameters then go unused in that step, which a distributed wrapper must allow."""
+        return any(isinstance(m, StochasticDepth) for m in self.modules())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -11,7 +11,7 @@ statistics update, as ``ResidualDrop.lua`` skips it. That is where the paper's t
 25% less time for ResNet-110 with p_L = 0.5: the expected number of blocks run is sum p_l = 0.75 L - 0.25). At test
 time every branch is multiplied by its p_l (eq. 5). That is `cnnzoo.layers.drop_path.StochasticDepth`, selected by
 ``drop_path_mode="batch"``; ``drop_path_rate`` is 1 - p_L = 0.5. There is no new block: these are the ResNets of
-`cnnzoo.models.resnet` with that option on; `StochasticDepthResNet` only marks that they skip layers.
+`cnnzoo.models.resnet` with that option on (`ResNet.skips_layers` then says so).
 
 Transition shortcuts of the CIFAR net follow ``ResidualDrop.lua``: 2x2 average pooling with stride 2, then zero
 channels appended (``A_avg``), where He et al. subsample (option A). The ImageNet code is not in the authors'
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..layers.drop_path import StochasticDepth
 from ..registry import ModelInfo, PaperResult, register_model
 from .resnet import SPECS as RESNET_SPECS
 from .resnet import CIFAR_MIN_SIZE, IMAGENET_MIN_SIZE, ResNet, ResNetSpec
@@ -36,25 +35,15 @@ SPECS: dict[str, ResNetSpec] = {
 }
 
 
-class StochasticDepthResNet(ResNet):
-    """A `ResNet` built with ``drop_path_mode="batch"``: in training, a dropped block's parameters are not used
-    in that step, the same ones on every process (one shared draw), which a distributed wrapper must allow."""
-
-    @property
-    def skips_layers(self) -> bool:
-        """True when some block can be dropped (a DDP wrapper then sets ``find_unused_parameters``)."""
-        return any(isinstance(m, StochasticDepth) for m in self.modules())
-
-
 _README = "yueatsprograms/Stochastic_Depth README (Fig. 3)"
 _SHARED_DEVIATIONS = (
-    "a dropped block's parameters get no gradient in that step (None): PyTorch's optimizers then skip them, "
-    "momentum and weight decay included, where the Torch code's flat gradient holds zeros and applies both "
-    "(zero_grad(set_to_none=False) restores that)",
+    "none in the arithmetic: a dropped block is not run (no forward, backward or batch-norm update), and the "
+    "trainer keeps its gradients at zero rather than None, so momentum and weight decay apply to it as in the "
+    "Torch code's flat gradient",
 )
 
 register_model(
-    StochasticDepthResNet,
+    ResNet,
     ModelInfo(
         name="resnet110_sd",
         family="stochastic_depth",
@@ -84,7 +73,7 @@ register_model(
 )
 
 register_model(
-    StochasticDepthResNet,
+    ResNet,
     ModelInfo(
         name="resnet152_sd",
         family="stochastic_depth",

@@ -55,6 +55,9 @@ class Run:
     train_seconds: float = 0.0
     images_seen: int = 0
     last_good: str = "no checkpoint had been written yet"
+    # a model that skips dropped layers (``skips_layers``) keeps zero gradients for them, so momentum and weight
+    # decay still apply to every parameter each step, as they did when dropped work was computed and multiplied by 0
+    zero_grads_to_none: bool = True
 
     @property
     def recipe(self) -> Recipe:

@@ -111,7 +111,11 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
         sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
+        zero_grads_to_none=not getattr(net, "skips_layers", False),
     )
+    if not run.zero_grads_to_none:  # zero, not None, from the first step on: fused SGD needs every buffer alike
+        for p in net.parameters():
+            p.grad = torch.zeros_like(p) if p.requires_grad else None
     if state is not None:
         restore(run, state, path)
     run.files.write_config(record)
@@ -169,10 +173,10 @@ def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool
         outputs = run.forward(x)
         loss, logits = _loss(outputs, y, run.recipe) if len(y) else (_zero_loss(outputs), None)
     run.guard.record(loss, iteration)
-    run.optimizer.zero_grad(set_to_none=True)
+    run.optimizer.zero_grad(set_to_none=run.zero_grads_to_none)
     (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
     if run.guard.skip(loss, iteration):  # every rank drops this step
-        run.optimizer.zero_grad(set_to_none=True)
+        run.optimizer.zero_grad(set_to_none=run.zero_grads_to_none)
         return False
     if run.scaler is not None:
         run.scaler.step(run.optimizer)
