@@ -24,12 +24,6 @@ from .version import __version__
 COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands)
 
 
-def _fmt_count(n: float | int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n:,}" if isinstance(n, int) else f"{n:,.4g}"
-
-
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.family and args.family not in list_families():
         close = difflib.get_close_matches(args.family, list_families(), n=3)
@@ -74,36 +68,7 @@ def markdown_table(names: list[str]) -> str:
 
 def describe(name: str) -> str:
     """A readable, multi-line description of a registered model (what ``cnnzoo info`` prints)."""
-    info = model_info(name)
-    c, h, w = info.input_size
-    lines = [
-        f"{info.name}  ({info.family})",
-        f"  paper:        {info.paper}",
-    ]
-    if info.description:
-        lines.append(f"  what:         {info.description}")
-    lines += [
-        f"  input:        {c}x{h}x{w} (smallest accepted side: {info.test_size})",
-        f"  classes:      {info.num_classes}",
-        f"  params:       {info.params:,} (exact, this build)",
-    ]
-    if info.paper_params is not None:
-        lines.append(f"  paper params: {_fmt_count(info.paper_params)}  [{info.paper_params_source}]")
-    if info.paper_macs is not None:
-        lines.append(f"  paper MACs:   {_fmt_count(info.paper_macs)}  [{info.paper_macs_source}] (FLOPs = 2 x MACs)")
-    if info.torchvision:
-        lines.append(f"  loads torchvision weights of: torchvision.models.{info.torchvision}")
-    if info.recipe:
-        lines.append(f"  default recipe: {info.recipe}")
-    if info.results:
-        lines.append("  paper results:")
-        lines += [f"    {r.metric} = {r.value:g} on {r.dataset}  [{r.source}]" for r in info.results]
-    if info.deviations:
-        lines.append("  deviations from the paper:")
-        lines += [f"    - {d}" for d in info.deviations]
-    else:
-        lines.append("  deviations from the paper: none")
-    return "\n".join(lines)
+    return "\n".join(model_info(name).describe_lines())
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
