@@ -14,15 +14,14 @@ all in this one process:
   compilation of forward and backward) is timed separately; compilation stops being attempted for further models
   once ``--compile-budget`` seconds have been spent on it.
 
-Warm first (two untimed steps per variant), then ``--rounds`` rounds that alternate the variants (the machine is
+Warm first (one untimed step per variant), then ``--rounds`` rounds that alternate the variants (the machine is
 shared: alternating spreads the other users' load over all of them), ``--steps`` timed steps per variant and round;
 per variant the median over all timed steps. FLOP rate: MACs x 2 (multiply-add) x 3 (forward, and backward's two
 products: input and weight gradients) per image, MACs from ``cnnzoo.analyze``, against the peak computed from
 ``lscpu`` (cores x clock x FP32 FLOPs per cycle of the widest vector FMA unit; the assumption is printed).
 
-Resume safety: per variant, from one saved model + optimizer state, two steps are run, the state is loaded back and
-the same two steps run again; "bit-exact" means the parameters after both are identical (what an exact resume
-needs). The largest parameter difference to eager NCHW after one step from the same state is printed beside it.
+Resume safety: per variant, from one saved model + optimizer state, a step is run, the state is loaded back and the
+same step runs again; "bit-exact" means the parameters after both are identical (what an exact resume needs). The largest parameter difference to eager NCHW after one step from the same state is printed beside it.
 """
 
 from __future__ import annotations
@@ -125,21 +124,15 @@ class Runner:
         return [p.detach().clone().contiguous() for p in self.model.parameters()]
 
 
-def resume_check(runner: Runner, start: tuple[dict, dict], reference: list[torch.Tensor] | None) -> tuple[bool, float]:
-    """(bit-exact on reload, max |param - eager's| after one step from ``start``)."""
+def resume_check(runner: Runner, start: tuple[dict, dict]) -> tuple[bool, list[torch.Tensor]]:
+    """(bit-exact on reload, the parameters after one step from ``start``): the step from a loaded state, twice."""
     torch.set_num_threads(runner.variant.threads)
     runner.load(start)
-    runner.step(runner.x, runner.y)
-    one = runner.params()
     runner.step(runner.x, runner.y)
     first = runner.params()
     runner.load(start)
     runner.step(runner.x, runner.y)
-    runner.step(runner.x, runner.y)
-    exact = all(torch.equal(a, b) for a, b in zip(first, runner.params()))
-    ref = reference if reference is not None else one
-    diff = max(float((a - b).abs().max()) for a, b in zip(one, ref))
-    return exact, diff
+    return all(torch.equal(a, b) for a, b in zip(first, runner.params())), first
 
 
 def bench_model(name: str, args: argparse.Namespace, peak: float, compile_spent: list[float]) -> list[str]:
@@ -169,21 +162,19 @@ def bench_model(name: str, args: argparse.Namespace, peak: float, compile_spent:
         r.first_step_s = time.perf_counter() - t0
         if v.compiled:
             compile_spent[0] += r.first_step_s
-        r.run(1, record=False)
+        print(f"  {name} {v.name}: first step {r.first_step_s:.1f} s", flush=True)
         runners.append(r)
-    for _ in range(args.rounds):
+    for i in range(args.rounds):
         for r in runners:
             r.run(args.steps)
-    reference = None
+        print(f"  {name} round {i + 1}: " + ", ".join(f"{r.variant.name} {r.times[-1] * 1e3:.0f} ms" for r in runners),
+              flush=True)  # fmt: skip
     checks = []
+    reference = None
     for r in runners:
-        exact, diff = resume_check(r, start_state, reference)
-        if reference is None:
-            r.load(start_state)
-            r.step(r.x, r.y)
-            reference = r.params()
-            diff = 0.0
-        checks.append((exact, diff))
+        exact, params = resume_check(r, start_state)
+        reference = params if reference is None else reference
+        checks.append((exact, max(float((a - b).abs().max()) for a, b in zip(params, reference))))
     baseline = statistics.median(runners[0].times)
     lines = []
     for r, (exact, diff) in zip(runners, checks):
