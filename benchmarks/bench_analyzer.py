@@ -86,6 +86,8 @@ def main() -> int:
     parser.add_argument("--pattern", default="*", help="fnmatch pattern(s), comma-separated")
     parser.add_argument("--skip-zoo", action="store_true", help="skip [1], the whole registry at native input")
     parser.add_argument("--skip-torchinfo", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (torchinfo's real forward); 1 on an oversubscribed machine")
     parser.add_argument("--vgg4096", action="store_true", help=argparse.SUPPRESS)  # the child-process mode
     args = parser.parse_args()
     if args.repeat < 5:
@@ -94,8 +96,9 @@ def main() -> int:
         print(json.dumps(_vgg16_4096()))
         return 0
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     analyze("alexnet")  # warm-up
 
     # 1. every registered model at its native input ------------------------------------------------------------

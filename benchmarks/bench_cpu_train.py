@@ -1,4 +1,4 @@
-"""CPU training step at the machine's pace (issue 11 §3): eager NCHW against channels-last, ``torch.compile`` and threads.
+"""The CPU training step at the machine's pace: eager NCHW against channels-last, ``torch.compile`` and threads.
 
     .venv/bin/python benchmarks/bench_cpu_train.py [--models resnet20,resnet56,densenet40_k12] [--rounds 5]
         [--steps 3] [--batch 128] [--compile-budget 600] [--no-compile]
@@ -21,7 +21,8 @@ products: input and weight gradients) per image, MACs from ``cnnzoo.analyze``, a
 ``lscpu`` (cores x clock x FP32 FLOPs per cycle of the widest vector FMA unit; the assumption is printed).
 
 Resume safety: per variant, from one saved model + optimizer state, a step is run, the state is loaded back and the
-same step runs again; "bit-exact" means the parameters after both are identical (what an exact resume needs). The largest parameter difference to eager NCHW after one step from the same state is printed beside it.
+same step runs again; "bit-exact" means the parameters after both are identical (what an exact resume needs).
+The largest parameter difference to eager NCHW after one step from the same state is printed beside it.
 """
 
 from __future__ import annotations

@@ -41,9 +41,6 @@ from torch import nn
 
 import cnnzoo
 
-ROWS: list[tuple[str, str, str]] = []  # (check, result, status)
-
-
 @dataclass(frozen=True)
 class Sizes:
     """Full run on one GPU, or the CPU smoke test."""
@@ -64,9 +61,12 @@ SMOKE = Sizes(image=8, images=16, batch=8, r50_image=32, r50_batch=2, r56_batch=
               loader_images=16, workers=0)  # fmt: skip
 
 
-def row(check: str, result: str, ok: bool | None) -> None:
+Rows = list[tuple[str, str, str]]  # (check, result, status), in the order run
+
+
+def row(rows: Rows, check: str, result: str, ok: bool | None) -> None:
     status = "skipped" if ok is None else ("ok" if ok else "FAIL")
-    ROWS.append((check, result, status))
+    rows.append((check, result, status))
     print(f"  {check}: {result} [{status}]", flush=True)
 
 
@@ -78,11 +78,10 @@ def _cnnzoo_train(**kwargs):
 def _final_loss(result) -> float:
     return float(result.history[-1]["train_loss"])
 
-
 # ---- correctness ------------------------------------------------------------------------------------------------
 
 
-def correctness(cuda: bool, sz: Sizes, tmp: Path, skip_compile: bool) -> None:
+def correctness(rows: Rows, cuda: bool, sz: Sizes, tmp: Path, skip_compile: bool) -> None:
     common = dict(data=f"synthetic:{sz.images}", image_size=sz.image, batch_size=sz.batch, epochs=1,
                   device="cuda" if cuda else "cpu", checkpoints=False)  # fmt: skip
     cases: list[tuple[str, dict, str | None]] = [
@@ -95,31 +94,28 @@ def correctness(cuda: bool, sz: Sizes, tmp: Path, skip_compile: bool) -> None:
     ]  # fmt: skip
     for i, (name, extra, skip) in enumerate(cases):
         if skip:
-            row(name, skip, None)
+            row(rows, name, skip, None)
             continue
         start = time.perf_counter()
         result = _cnnzoo_train(model="resnet20", out=tmp / f"c{i}", **common, **extra)
         loss = _final_loss(result)
-        row(name, f"resnet20 loss {loss:.3f}, {time.perf_counter() - start:.1f} s", math.isfinite(loss))
+        row(rows, name, f"resnet20 loss {loss:.3f}, {time.perf_counter() - start:.1f} s", math.isfinite(loss))
     # checkpoint on the device: SIGTERM at the first epoch line, resume, compare with an uninterrupted run
     run = {**common, "epochs": 2, "checkpoints": True}
     ref = _cnnzoo_train(model="resnet20", out=tmp / "ref", **run)
 
-    def stop(_line: str) -> None:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    try:
-        _cnnzoo_train(model="resnet20", out=tmp / "cut", log=stop, **run)
-        row("checkpoint save/resume", "SIGTERM did not interrupt the run", False)
+    try:  # the first epoch line sends SIGTERM: the trainer checkpoints and raises TrainingInterrupted
+        _cnnzoo_train(model="resnet20", out=tmp / "cut", log=lambda _: os.kill(os.getpid(), signal.SIGTERM), **run)
+        row(rows, "checkpoint save/resume", "SIGTERM did not interrupt the run", False)
         return
-    except KeyboardInterrupt:  # the trainer's TrainingInterrupted: checkpoint written, "resume with --resume"
+    except KeyboardInterrupt:  # TrainingInterrupted is a KeyboardInterrupt
         pass
     resumed = _cnnzoo_train(model=None, resume=tmp / "cut")
     a, b = ref.model.state_dict(), resumed.model.state_dict()
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
-    on = next(resumed.model.parameters()).device.type
-    row("checkpoint save/resume", f"on {on}, loss {_final_loss(resumed):.3f}, max abs weight diff vs uninterrupted "
-        f"{diff:.1e} ({'bit-exact' if diff == 0 else 'not bit-exact'})", math.isfinite(_final_loss(resumed)))
+    on, loss = next(resumed.model.parameters()).device.type, _final_loss(resumed)
+    row(rows, "checkpoint save/resume", f"on {on}, loss {loss:.3f}, max abs weight diff vs uninterrupted {diff:.1e} "
+        f"({'bit-exact' if diff == 0 else 'not bit-exact'})", math.isfinite(loss))
 
 
 DDP_CHILD = """
@@ -130,10 +126,11 @@ print("LOSS", r.history[-1]["train_loss"])
 """
 
 
-def torchrun_nccl(cuda: bool, sz: Sizes, tmp: Path) -> None:
+def torchrun_nccl(rows: Rows, cuda: bool, sz: Sizes, tmp: Path) -> None:
     name = "torchrun --nproc_per_node 1, NCCL, SyncBatchNorm"
     if not cuda:
-        row(name, "NCCL and SyncBatchNorm need CUDA (gloo DDP on 2 CPU processes: tests/test_distributed.py)", None)
+        row(rows, name, "NCCL and SyncBatchNorm need CUDA (gloo DDP on 2 CPU processes: tests/test_distributed.py)",
+            None)
         return
     script = tmp / "ddp_child.py"
     script.write_text(DDP_CHILD.format(images=sz.images, image=sz.image, batch=sz.batch))
@@ -142,7 +139,7 @@ def torchrun_nccl(cuda: bool, sz: Sizes, tmp: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     losses = [float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("LOSS")]
     ok = proc.returncode == 0 and bool(losses) and math.isfinite(losses[0])
-    row(name, f"loss {losses[0]:.3f}" if ok else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}", ok)
+    row(rows, name, f"loss {losses[0]:.3f}" if ok else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}", ok)
 
 
 # ---- throughput ----------------------------------------------------------------------------------------------------
@@ -151,13 +148,12 @@ def torchrun_nccl(cuda: bool, sz: Sizes, tmp: Path) -> None:
 def images_per_s(step: Callable[[], None], batch: int, sz: Sizes, cuda: bool) -> float:
     for _ in range(sz.warm):
         step()
-    if cuda:
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(sz.steps):
         step()
-    if cuda:
-        torch.cuda.synchronize()
+    sync()
     return batch * sz.steps / (time.perf_counter() - start)
 
 
@@ -174,14 +170,14 @@ def sgd_step(model: nn.Module, amp: torch.dtype | None, device: str) -> Callable
     return step
 
 
-def resnet50_pair(cuda: bool, sz: Sizes, skip_compile: bool) -> None:
+def resnet50_pair(rows: Rows, cuda: bool, sz: Sizes, skip_compile: bool) -> None:
     device, amp = ("cuda", torch.bfloat16) if cuda else ("cpu", None)
     x = torch.randn(sz.r50_batch, 3, sz.r50_image, sz.r50_image, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 1000, (sz.r50_batch,), device=device)
     for compiled in (False, True):
         label = "resnet50_tv / torchvision resnet50" + (", compiled" if compiled else "")
         if compiled and (skip_compile or not cuda):
-            row(label, "--skip-compile" if cuda else "compile checked on CUDA only", None)
+            row(rows, label, "--skip-compile" if cuda else "compile checked on CUDA only", None)
             continue
         rates = []
         for build in (lambda: cnnzoo.create_model("resnet50_tv"), torchvision.models.resnet50):
@@ -192,7 +188,7 @@ def resnet50_pair(cuda: bool, sz: Sizes, skip_compile: bool) -> None:
             rates.append(images_per_s(lambda: step(x, y), sz.r50_batch, sz, cuda))
             del model, net, step
         ratio = rates[0] / rates[1]
-        row(label, f"{rates[0]:.4g} vs {rates[1]:.4g} img/s ({'bf16, ' if cuda else ''}channels-last, batch "
+        row(rows, label, f"{rates[0]:.4g} vs {rates[1]:.4g} img/s ({'bf16, ' if cuda else ''}channels-last, batch "
             f"{sz.r50_batch}): {ratio:.2f}x (target >= 1.0x)", ratio >= 0.97 if cuda else None)  # fmt: skip
 
 
@@ -221,7 +217,7 @@ class _Samples(torch.utils.data.Dataset):
         return (x.float() / 255 - 0.5) / 0.25, self.labels[i]
 
 
-def resnet56_data_and_graph(cuda: bool, sz: Sizes) -> None:
+def resnet56_data_and_graph(rows: Rows, cuda: bool, sz: Sizes) -> None:
     device, batch = ("cuda" if cuda else "cpu"), sz.r56_batch
     images = torch.randint(0, 256, (sz.loader_images, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (sz.loader_images,))
@@ -249,11 +245,11 @@ def resnet56_data_and_graph(cuda: bool, sz: Sizes) -> None:
         step(x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last), y.to(device))
 
     fast, slow = images_per_s(resident_step, batch, sz, cuda), images_per_s(loader_step, batch, sz, cuda)
-    row("resnet56 resident data / DataLoader", f"{fast:.4g} vs {slow:.4g} img/s (batch {batch}, {sz.workers} "
+    row(rows, "resnet56 resident data / DataLoader", f"{fast:.4g} vs {slow:.4g} img/s (batch {batch}, {sz.workers} "
         f"workers): {fast / slow:.2f}x (target >= 3x)", fast / slow >= 3 if cuda else None)  # fmt: skip
     del loader, stream
     if not cuda:
-        row("resnet56 CUDA graph of the whole step / eager", "CUDA graphs need CUDA", None)
+        row(rows, "resnet56 CUDA graph of the whole step / eager", "CUDA graphs need CUDA", None)
         return
     static_x = (resident[:batch].float() / 255).contiguous(memory_format=torch.channels_last)
     static_y = res_labels[:batch].clone()
@@ -269,8 +265,8 @@ def resnet56_data_and_graph(cuda: bool, sz: Sizes) -> None:
         step(static_x, static_y)
     captured = images_per_s(graph.replay, batch, sz, cuda)
     ok = all(torch.isfinite(p).all() for p in model.parameters())
-    row("resnet56 CUDA graph of the whole step / eager", f"{captured:.4g} vs {eager:.4g} img/s (bf16, batch {batch}, "
-        f"static input): {captured / eager:.2f}x (target >= 2x){'' if ok else ', NON-FINITE weights'}",
+    row(rows, "resnet56 CUDA graph of the whole step / eager", f"{captured:.4g} vs {eager:.4g} img/s (bf16, batch "
+        f"{batch}, static input): {captured / eager:.2f}x (target >= 2x){'' if ok else ', NON-FINITE weights'}",
         ok and captured / eager >= 2)  # fmt: skip
 
 
@@ -292,20 +288,21 @@ def main() -> int:
         torch.backends.cudnn.benchmark = True
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        sections = {"correctness": lambda: correctness(cuda, sz, tmp, args.skip_compile),
-                    "torchrun": lambda: torchrun_nccl(cuda, sz, tmp),
-                    "resnet50 throughput": lambda: resnet50_pair(cuda, sz, args.skip_compile),
-                    "resnet56 throughput": lambda: resnet56_data_and_graph(cuda, sz)}  # fmt: skip
+        rows: Rows = []
+        sections = {"correctness": lambda: correctness(rows, cuda, sz, tmp, args.skip_compile),
+                    "torchrun": lambda: torchrun_nccl(rows, cuda, sz, tmp),
+                    "resnet50 throughput": lambda: resnet50_pair(rows, cuda, sz, args.skip_compile),
+                    "resnet56 throughput": lambda: resnet56_data_and_graph(rows, cuda, sz)}  # fmt: skip
         for name, section in sections.items():
             try:
                 section()
             except Exception as exc:  # one broken path must not hide the others' results
-                row(name, f"{type(exc).__name__}: {str(exc).strip()[:300]}", False)
+                row(rows, name, f"{type(exc).__name__}: {str(exc).strip()[:300]}", False)
     print(f"\n| check | result | status |\n|---|---|---|")
-    for check, result, status in ROWS:
+    for check, result, status in rows:
         print(f"| {check} | {result} | {status} |")
     print(f"\n{time.perf_counter() - start:.0f} s in all")
-    return 1 if any(status == "FAIL" for _, _, status in ROWS) else 0
+    return 1 if any(status == "FAIL" for _, _, status in rows) else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_check.py --smoke``: the GPU check runs end to end on the CPU, CUDA-only rows skipped with a reason."""
+"""``benchmarks/gpu_check.py --smoke``: the GPU check runs end to end on the CPU; CUDA-only rows say why skipped."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_smoke_mode_prints_every_check_and_passes_on_cpu():
         assert status == "skipped" and "CUDA" in result, (check, result)
     for check in ("fp32, resident data on the device", "channels-last", "checkpoint save/resume"):
         assert table[check][1] == "ok", (check, table[check])
-    assert "bit-exact" in table["checkpoint save/resume"][0] and "not bit-exact" not in table["checkpoint save/resume"][0]
+    resume = table["checkpoint save/resume"][0]
+    assert "bit-exact" in resume and "not bit-exact" not in resume
     assert "img/s" in table["resnet50_tv / torchvision resnet50"][0]  # the throughput loop ran, at tiny size
     assert "img/s" in table["resnet56 resident data / DataLoader"][0]
 
