@@ -190,7 +190,8 @@ def resnet50_pair(rows: Rows, cuda: bool, sz: Sizes, skip_compile: bool) -> None
             del model, net, step
         ratio = rates[0] / rates[1]
         row(rows, label, f"{rates[0]:.4g} vs {rates[1]:.4g} img/s ({'bf16, ' if cuda else ''}channels-last, batch "
-            f"{sz.r50_batch}): {ratio:.2f}x (target >= 1.0x)", ratio >= 0.97 if cuda else None)  # fmt: skip
+            f"{sz.r50_batch}): {ratio:.2f}x (target >= 1.0x; ok from 0.97x, the run-to-run noise)",
+            ratio >= 0.97 if cuda else None)  # fmt: skip
 
 
 def _crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
