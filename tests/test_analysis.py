@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -267,12 +266,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
 
 
-def test_vgg16_at_4096_is_fast_and_allocates_nothing_input_sized():
-    analyze("vgg16", training=False)  # warm-up
-    start = time.perf_counter()
+def test_vgg16_at_4096_allocates_nothing_input_sized():
+    # its speed is measured by benchmarks/bench_analyzer.py [3] (a timing goal, not a pass/fail unit test)
     report = analyze("vgg16", (3, 4096, 4096))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0  # ~20 ms on an idle 2-core machine; generous for a loaded CI box
     assert report.layers[0].out_shape == (64, 4096, 4096)
     assert report.totals.activation_bytes > 4 * 2**30  # the numbers are input-sized, the memory is not:
     # a fresh process, so that its peak resident memory is this analysis's (a real forward holds two 4.3 GB maps)

@@ -41,8 +41,6 @@ from typing import Any
 
 import torch
 
-EXTRA_CATEGORIES = ("bias", "norm", "act", "pool", "eltwise", "softmax", "upsample")
-
 # (macs, {category: extra_flops}); {} when the op costs nothing beyond its MACs.
 Cost = tuple[int, dict[str, int]]
 _FREE: Cost = (0, {})
@@ -249,11 +247,8 @@ _TABLE.update({name: _per_output("upsample") for name in _UPSAMPLE_OPS})
 # Dropout in training mode: one multiply per element by the scaled mask.
 _TABLE["native_dropout"] = _per_output("eltwise")
 
-MAC_OPS = frozenset(_MAC_OPS)
 CONV_OPS = frozenset(name for name, fn in _MAC_OPS.items() if fn in (_convolution, _conv_no_transpose))
 POOL_OPS = frozenset(_WINDOW_POOL_OPS + _REDUCE_POOL_OPS[:6])
-NORM_OPS = frozenset(_NORM_OPS)
-ACT_OPS = frozenset(_ACT_OPS)
 
 
 def is_known(op: str) -> bool:
