@@ -1,6 +1,6 @@
 """Per-op cost formulas at the aten level: what one call of an op costs, from its argument and output shapes.
 
-Conventions (``shared/reference/analyzer.md`` §2.2):
+Conventions (those of torchvision's published ``_ops`` and fvcore):
 
 * One multiply-add (MAC) = 1. ``FLOPs = 2 x MACs``. MACs are counted for convolutions and matrix products only,
   bias excluded; this is the convention of torchvision's published ``_ops``, fvcore, thop and the papers.

@@ -21,7 +21,7 @@ from .receptive_field import ReceptiveField
 SCHEMA_VERSION = 1
 
 # CS231n lecture 9, "VGGNet" table: the per-layer memory lines (INPUT, 13 CONV, 5 POOL, 3 FC) add up to this many
-# values, while the slide's total says "24M * 4 bytes ~= 96MB / image" (analyzer.md §5.3). Used only to add that note.
+# values, while the slide's total says "24M * 4 bytes ~= 96MB / image". Used only to add that note.
 LECTURE_VGG16_LINES_SUM = 15_237_608
 
 
