@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .runs import EnsembleData, RunData
 from .svg import figure, to_svg
 
@@ -66,6 +68,11 @@ def throughput(runs: list[RunData]) -> str | None:
 
 
 def confusion_heatmap(run: RunData) -> str | None:
+    fig = confusion_figure(run)
+    return None if fig is None else to_svg(fig, title=f"confusion matrix of {run.label}")
+
+
+def confusion_figure(run: RunData) -> Any:
     """Rows: true class, columns: predicted; counts written in the cells when there are few classes."""
     if run.confusion is None:
         return None
@@ -88,7 +95,7 @@ def confusion_heatmap(run: RunData) -> str | None:
                             color="white" if v > peak / 2 else "black")  # fmt: skip
     ax.grid(False)
     ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix: {run.label}")
-    return to_svg(fig, title=f"confusion matrix of {run.label}")
+    return fig
 
 
 def ensemble_bars(ensemble: EnsembleData) -> str | None:
