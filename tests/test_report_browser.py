@@ -15,7 +15,8 @@ import cnnzoo
 from report_fixtures import run_dir, zoo_cache  # noqa: F401  (fixtures)
 
 # Injected into a copy of the page: record script errors, then measure every figure and click the params header.
-_CATCH = "<script>window.__errors = []; window.addEventListener('error', function (e) { __errors.push(String(e.message)); });</script>"
+_CATCH = ("<script>window.__errors = []; "
+          "window.addEventListener('error', function (e) { __errors.push(String(e.message)); });</script>")
 _MEASURE = """<script>
 (function () {
   var figures = Array.from(document.querySelectorAll("svg.figure")).map(function (svg) {

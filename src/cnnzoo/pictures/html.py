@@ -16,7 +16,8 @@ th { background: #f3f3f3; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.sortable th { cursor: pointer; } table.sortable th::after { content: " \\2195"; color: #999; }
 .note { color: #555; font-size: 12px; } .problem { color: #a40000; }
-.side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; } .side > div { flex: 1 1 300px; } .side > div.wide { flex: 3 1 700px; }
+.side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
+.side > div { flex: 1 1 300px; } .side > div.wide { flex: 3 1 700px; }
 nav a { margin-right: 1em; }
 @media print { body { max-width: none; } nav { display: none; } h2 { break-before: page; }
   table.sortable th::after { content: ""; } svg.figure { break-inside: avoid; } }

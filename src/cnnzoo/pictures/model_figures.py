@@ -71,7 +71,7 @@ def receptive_field_chart(report: Any, *, title: str) -> str | None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
-    ax.set_title(title)
+    ax.set_title(f"{title}: receptive field against depth")
     fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.17)
     return to_svg(fig, title=f"{title}: receptive field against depth")
 

@@ -100,7 +100,7 @@ def model_section(name: str, run: RunData | None = None, *, anchor: str | None =
     summary = (f"{t.params:,} params, {h.si(t.macs)} MACs, {h.mib(t.activation_bytes)} of activations per image; "
                f"receptive field {'global' if rf is None else f'{max(rf.size):g} px'}.")  # fmt: skip
     parts = [h.p(summary), layer_charts(report, title=title) or h.p("no layers", "note"),
-             receptive_field_chart(report, title=f"{name}: receptive field against depth") or ""]
+             receptive_field_chart(report, title=name) or ""]
     return h.section(anchor or f"model-{name}", f"Model: {title}", parts)
 
 
@@ -127,8 +127,8 @@ def runs_section(runs: list[RunData], ensembles: list[EnsembleData]) -> str:
         for problem in r.problems:
             parts.append(h.p(f"{r.label}: {problem}", "problem"))
     curves = learning_curves(runs)
-    parts.append(f'<div class="side"><div class="wide">{curves or h.p("No epoch finished in any run: no curves.", "problem")}'
-                 f"</div><div>{_config_rows(runs)}</div></div>")  # fmt: skip
+    curves = curves or h.p("No epoch finished in any run: no curves.", "problem")
+    parts.append(f'<div class="side"><div class="wide">{curves}</div><div>{_config_rows(runs)}</div></div>')
     speed = throughput(runs)
     if speed:
         parts.append(speed)

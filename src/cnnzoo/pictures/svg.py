@@ -1,4 +1,5 @@
-"""matplotlib, loaded lazily (figures without pyplot, rendered by the SVG backend), and figures turned into inline SVG for one self-contained page.
+"""matplotlib, loaded lazily (figures without pyplot, rendered by the SVG backend), and figures turned into
+inline SVG for one self-contained page.
 
 Text is drawn as paths (``svg.fonttype = 'path'``): the page needs no font. The XML prolog, the DOCTYPE and the
 metadata block are dropped (they name http URLs that an inline SVG does not need), and each figure's element ids
