@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import cnnzoo
+from report_fixtures import run_dir, zoo_cache  # noqa: F401  (session fixtures of test_report*.py)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from cnnzoo.pictures.run_figures import confusion_figure
 from cnnzoo.pictures.runs import read_run
 from cnnzoo.pictures.zoo import panel_of, reported_errors, zoo_rows
 
-from report_fixtures import run_dir, zoo_cache  # noqa: F401  (fixtures)
 
 
 def _svgs(text: str) -> list[str]:

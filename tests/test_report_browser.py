@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import cnnzoo
-from report_fixtures import run_dir, zoo_cache  # noqa: F401  (fixtures)
 
 # Injected into a copy of the page: record script errors, then measure every figure and click the params header.
 _CATCH = ("<script>window.__errors = []; "
