@@ -42,12 +42,14 @@ def bubble_chart(rows: list[ZooRow]) -> str | None:
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     biggest = max(r.params for r in rows)
     families = sorted({r.family for r in rows})
-    palette = [f"C{i % 10}" for i in range(len(families))]
-    colour = dict(zip(families, palette))
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"]  # 20 distinct colours: one per family (the zoo has 14)
+    colour = {f: tab20(i % 20) for i, f in enumerate(families)}
     for ax, (key, title) in zip(axes, panels):
         points = [r for r in rows if key in r.reported and r.macs > 0]
         ax.scatter([r.macs for r in points], [r.reported[key].value_pct for r in points],
-                   s=[1500 * r.params / biggest + 8 for r in points], c=[colour[r.family] for r in points],
+                   s=[1500 * r.params / biggest + 8 for r in points], color=[colour[r.family] for r in points],
                    alpha=0.45, edgecolors="k", linewidths=0.5)  # fmt: skip
         for r in points:
             ax.annotate(r.name, (r.macs, r.reported[key].value_pct), fontsize=6, ha="center", va="bottom",
@@ -58,7 +60,7 @@ def bubble_chart(rows: list[ZooRow]) -> str | None:
         ax.set_title(f"{title.split(' error')[0]}: {len(points)} models")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    handles = [axes[0].scatter([], [], c=colour[f], alpha=0.45, edgecolors="k", linewidths=0.5, s=40, label=f)
+    handles = [axes[0].scatter([], [], color=colour[f], alpha=0.45, edgecolors="k", linewidths=0.5, s=40, label=f)
                for f in families]  # fmt: skip
     fig.legend(handles=handles, loc="lower center", ncol=min(len(families), 8), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, -0.04), title=f"family (bubble area = parameters; largest {biggest / 1e6:.0f}M)")
