@@ -11,9 +11,11 @@ import cnnzoo
 
 
 @pytest.fixture(scope="session")
-def zoo_cache(request: pytest.FixtureRequest) -> Path:
-    """The zoo's analyzer numbers, cached across test sessions (keyed by a hash of the counting code)."""
-    path = Path(request.config.cache.mkdir("cnnzoo-zoo"))
+def zoo_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo's analyzer numbers, cached across test sessions (keyed by a hash of the counting code) in pytest's
+    cache folder; for this session only under ``-p no:cacheprovider``."""
+    cache = getattr(request.config, "cache", None)
+    path = Path(cache.mkdir("cnnzoo-zoo")) if cache is not None else tmp_path_factory.mktemp("cnnzoo-zoo")
     os.environ["CNNZOO_CACHE_DIR"] = str(path)
     return path
 

@@ -33,6 +33,10 @@ def _assert_offline(text: str) -> None:
         assert url.startswith("https://arxiv.org/abs/"), url
     hrefs = re.findall(r'href="([^"]*)"', text)  # inside the page, a paper, or a heat map's pixels inline
     assert all(h.startswith(("#", "https://arxiv.org/abs/", "data:image/png;base64,")) for h in hrefs)
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))  # the figures' ids do not collide
+    refs = set(re.findall(r'(?:href="#|url\(#)([^")]+)', text))
+    assert refs <= set(ids), sorted(refs - set(ids))[:5]  # and every reference resolves within the page
 
 
 def test_ilsvrc_table_is_the_lectures():

@@ -25,6 +25,7 @@ STYLE = {
 }
 _counter = itertools.count(1)
 _ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(\bid="|#)([A-Za-z_][\w.-]*)')  # an element id, or a reference to one (#id, url(#id))
 
 
 def figure(**kwargs: Any) -> Any:
@@ -49,9 +50,8 @@ def to_svg(fig: Any, *, title: str, tight: bool = False) -> str:
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
     prefix = f"f{next(_counter)}-"
-    for old in set(_ID.findall(text)):
-        text = text.replace(f'id="{old}"', f'id="{prefix}{old}"').replace(f"#{old})", f"#{prefix}{old})")
-        text = text.replace(f'"#{old}"', f'"#{prefix}{old}"')
+    ids = set(_ID.findall(text))
+    text = _REF.sub(lambda m: m.group(1) + (prefix if m.group(2) in ids else "") + m.group(2), text)
     text = re.sub(r'<svg ', '<svg class="figure" role="img" ', text, count=1)
     escaped = title.replace("&", "&amp;").replace("<", "&lt;")
     return text.replace(">", f"><title>{escaped}</title>", 1)
