@@ -188,3 +188,9 @@ def test_cli_writes_the_page_and_prints_its_path(run_dir, zoo_cache, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [f"cnnzoo: error: {tmp_path}: not a run folder (none of config.json, "
                                                "metrics.jsonl, summary.json, confusion_matrix.csv in it)"]  # fmt: skip
+
+
+def test_import_cnnzoo_does_not_load_matplotlib():
+    code = "import sys, cnnzoo; cnnzoo.report; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

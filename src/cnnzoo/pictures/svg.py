@@ -31,9 +31,13 @@ _REF = re.compile(r'(\bid="|#)([A-Za-z_][\w.-]*)')  # an element id, or a refere
 def figure(**kwargs: Any) -> Any:
     """A ``matplotlib.figure.Figure`` in the report's style. pyplot is never imported: no backend, no GUI, no
     global figure list, and an import that costs a fraction of pyplot's."""
-    import matplotlib
-    from matplotlib.figure import Figure
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        from ..errors import UserError
 
+        raise UserError("the report's figures need matplotlib: pip install 'matplotlib>=3.7'") from None
     matplotlib.rcParams.update(STYLE)
     return Figure(**kwargs)
 
