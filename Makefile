@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast bench readme clean
+.PHONY: install demo test test-fast bench readme pictures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 
 readme: $(STAMP)
 	$(PY) tools/update_readme.py
+
+# The README's screenshots of `cnnzoo report` (docs/report_zoo.png, docs/report_run.png); needs chromium.
+pictures: $(STAMP)
+	$(PY) tools/pictures.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import cnnzoo
+from report_fixtures import run_dir, zoo_cache  # noqa: F401  (session fixtures of test_report*.py)
 
 # A registered network's tests are marked slow when building it is: above this many parameters, initialising the
 # weights and their gradients (and the fc layers' multiply-adds) dominate a CPU test run. Derived from the

@@ -7,10 +7,12 @@ Public API::
     model_info(name) -> ModelInfo
     analyze(model_or_name, input_size=None, *, batch_size=1, dtype=torch.float32, optimizer="sgd") -> Report
     train(model_or_name, *, data="digits", recipe=None, epochs=None, out=None, device="auto", ...) -> RunResult
+    report(run_dirs=(), models="*", model=None, out="report.html") -> Path   (one offline HTML page)
 """
 
 from . import models  # noqa: F401  (registers every family)
 from .analysis import Report, analyze
+from .pictures import report
 from .registry import ModelInfo, PaperResult, create_model, list_families, list_models, model_info
 from .training import train
 from .version import __version__
@@ -28,5 +30,6 @@ __all__ = [
     "list_models",
     "load_weights",
     "model_info",
+    "report",
     "train",
 ]

@@ -16,12 +16,13 @@ from .analysis import analyze
 from .analysis import commands as analysis_commands
 from .errors import UserError
 from .evaluation import commands as evaluation_commands
+from .pictures import commands as pictures_commands
 from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
 from .version import __version__
 
-COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands)
+COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, pictures_commands)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
