@@ -17,6 +17,7 @@ from .analysis import commands as analysis_commands
 from .errors import UserError
 from .evaluation import commands as evaluation_commands
 from .pictures import commands as pictures_commands
+from .pictures import write_run_report
 from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
@@ -98,6 +99,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"({s['images_per_s']:,.0f} img/s); target >= {target_top1:g}% within {target_seconds:g} s: "
           f"{'met' if met else 'NOT met'}")
     print(f"run files: {result.out}")
+    args.run_dir = result.out
     return 0
 
 
@@ -133,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_run_report(run_dir) -> None:
+    """``RUN_DIR/report.html`` (curves, confusion matrix, the model per layer) and its path; a failure to draw is a
+    warning only: the run's own files are written."""
+    try:
+        print(f"report: {write_run_report(run_dir)}")
+    except (UserError, OSError, ValueError) as exc:
+        print(f"cnnzoo: warning: no report.html ({exc})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -140,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if code == 0 and getattr(args, "run_dir", None) is not None:  # `train` and `demo` end with the run's page
+            _print_run_report(args.run_dir)
+        return code
     except UserError as exc:
         print(f"cnnzoo: error: {exc}", file=sys.stderr)
         return 2

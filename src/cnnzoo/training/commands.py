@@ -116,6 +116,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{s['images_per_s']:,.0f} img/s -> {result.out}")
     if s["skipped_count"]:
         print(f"skipped {s['skipped_count']} unreadable image files (listed in {result.out / 'summary.json'})")
+    args.run_dir = result.out  # the CLI draws the run's report.html
     return 0
 
 
