@@ -6,10 +6,12 @@ Public API::
     list_models(pattern="*", *, family=None) -> list[str]
     model_info(name) -> ModelInfo
     analyze(model_or_name, input_size=None, *, batch_size=1, dtype=torch.float32, optimizer="sgd") -> Report
+    export(model_or_run, *, format="onnx", weights=None, out=None, batch="dynamic", ...) -> ExportResult
     train(model_or_name, *, data="digits", recipe=None, epochs=None, out=None, device="auto", ...) -> RunResult
 """
 
 from .analysis import Report, analyze
+from .exporting import export
 from .registry import ModelInfo, PaperResult, create_model, list_families, list_models, model_info
 from .training import train
 from .weights import WeightsError, load_weights
@@ -24,6 +26,7 @@ __all__ = [
     "__version__",
     "analyze",
     "create_model",
+    "export",
     "list_families",
     "list_models",
     "load_weights",

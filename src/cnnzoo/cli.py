@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "cnnzoo.analysis.commands",
     "cnnzoo.training.commands",
     "cnnzoo.evaluation.commands",
+    "cnnzoo.exporting.commands",
 )
 
 
