@@ -136,8 +136,15 @@ def _onnx_dynamo(source: Source, example: torch.Tensor, fixed: int | None, opset
     program = _quiet(lambda: torch.onnx.export(
         with_onnx_lrn(source.net), (example,), dynamo=True, dynamic_shapes=dims, opset_version=opset,
         input_names=["input"], output_names=["logits"], custom_translation_table=translation_table()))
+    written = program.model.graph.opset_imports.get("", 18)
+    if opset is not None and written != opset:  # the exporter's down-conversion failed and kept its own opset
+        raise _OpsetNotReached(f"the dynamo exporter writes opset {written} and could not convert it to {opset}")
     program.model.metadata_props.update(encode_metadata(meta))
     program.save(out, external_data=False)
+
+
+class _OpsetNotReached(Exception):
+    pass
 
 
 def _onnx_torchscript(source: Source, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
@@ -178,13 +185,17 @@ def _export_onnx(source: Source, example: torch.Tensor, fixed: int | None, opset
         try:
             _onnx_dynamo(source, example, fixed, opset, out, metadata(source, "dynamo"))
             return "dynamo", ""
+        except _OpsetNotReached as exc:
+            if exporter == "dynamo":
+                raise UserError(f"--opset {opset}: {exc}; try --exporter auto") from None
+            note = str(exc)
         except Exception as exc:  # the exporter's failures are of many types
             if exporter == "dynamo" or _opset_error(exc, opset):
                 raise (_opset_error(exc, opset) or UserError(
                     f"the dynamo exporter failed on {source.name}: {str(exc).splitlines()[0][:300]}")) from None
             note = f"the dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
     else:
-        note = "the TorchScript-based exporter, as asked"
+        note = ""  # asked for by name
     try:
         _onnx_torchscript(source, example, fixed, opset, out, metadata(source, "torchscript"))
     except Exception as exc:
