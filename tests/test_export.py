@@ -160,6 +160,24 @@ def test_a_mismatch_exits_1_and_keeps_the_file_as_unverified(tmp_path, monkeypat
     assert info.value.result.max_rel_diff > 1e-4 and info.value.result.path.name == "r20.onnx.unverified"
 
 
+def test_an_opset_the_dynamo_exporter_cannot_write_falls_back_to_torchscript_and_says_so(tmp_path, capsys):
+    out = tmp_path / "r20_9.onnx"
+    assert main(["export", "resnet20", "--opset", "9", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "torchscript exporter" in printed and "could not convert it to 9" in printed
+    assert onnx.load(str(out)).opset_import[0].version == 9
+
+
+def test_torchscript_exporter_maps_lrn_too(tmp_path):
+    r = cnnzoo.export("googlenet", exporter="torchscript", opset=11, image_size=32, out=tmp_path / "g.onnx")
+    assert r.exporter == "torchscript" and r.max_rel_diff <= 1e-4
+    lrn = [(m.size, m.alpha, m.beta, m.k) for m in cnnzoo.create_model("googlenet").modules()
+           if isinstance(m, nn.LocalResponseNorm)]
+    nodes = _lrn_nodes(r.path)
+    assert len(nodes) == len(lrn) == 2
+    assert [n[0] for n in nodes] == [m[0] for m in lrn] and nodes[0][1:] == pytest.approx(lrn[0][1:], rel=1e-6)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["export", "resnet2O"], "unknown model"),
     (["export", "googlenet", "--mode", "train"], "auxiliary classifier outputs exist in train mode only"),

@@ -123,9 +123,20 @@ def _batch_dim(batch: str | int) -> int | None:
 
 
 def _quiet(fn: Callable[[], Any]) -> Any:
-    """The exporters print progress lines of their own; ours are the ones the user reads."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn()
+    """Run an exporter without its own progress lines and logs (also those printed below Python, on fd 1 and 2);
+    its failures reach the user as our one-line errors."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()):
+        try:
+            os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+            return fn()
+        finally:
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
 
 
 def _onnx_dynamo(source: Source, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
@@ -157,7 +168,7 @@ def _onnx_torchscript(source: Source, example: torch.Tensor, fixed: int | None, 
     def lrn(g, x, size, alpha, beta, k):
         return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
 
-    torch.onnx.register_custom_op_symbolic("cnnzoo::local_response_norm", lrn, 1)
+    torch.onnx.register_custom_op_symbolic("cnnzoo::local_response_norm", lrn, MIN_OPSET)
     axes = None if fixed else {"input": {0: "batch"}, "logits": {0: "batch"}}
     _quiet(lambda: torch.onnx.export(with_onnx_lrn(source.net), (example,), str(out), dynamo=False,
                                      opset_version=opset, input_names=["input"], output_names=["logits"],
