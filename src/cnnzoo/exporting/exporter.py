@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import time
 from collections.abc import Callable
@@ -23,12 +22,12 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .runtime import PT2_METADATA, OnnxNet, encode_metadata, require
+from .onnx_export import MIN_OPSET, export_onnx
+from .runtime import PT2_METADATA, OnnxNet, encode_metadata
 
 FORMATS = ("onnx", "pt2")
 EXPORTERS = ("auto", "dynamo", "torchscript")
 RTOL = 1e-4  # largest accepted |file - PyTorch| relative to the largest |PyTorch logit|
-MIN_OPSET = 7  # the TorchScript exporter's floor; the dynamo exporter writes opset 18+ and converts down
 
 
 class VerificationError(Exception):
@@ -122,99 +121,6 @@ def _batch_dim(batch: str | int) -> int | None:
     return n
 
 
-def _quiet(fn: Callable[[], Any]) -> Any:
-    """Run an exporter without its own progress lines and logs (also those printed below Python, on fd 1 and 2);
-    its failures reach the user as our one-line errors."""
-    import sys
-    import tempfile
-
-    sys.stdout.flush(), sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()):
-        try:
-            os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
-            return fn()
-        finally:
-            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-            os.close(saved[0]), os.close(saved[1])
-
-
-def _onnx_dynamo(source: Source, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
-                 meta: dict[str, Any]) -> None:
-    from .lrn import translation_table, with_onnx_lrn
-
-    dims = None if fixed else ({0: torch.export.Dim("batch", min=1, max=65536)},)
-    program = _quiet(lambda: torch.onnx.export(
-        with_onnx_lrn(source.net), (example,), dynamo=True, dynamic_shapes=dims, opset_version=opset,
-        input_names=["input"], output_names=["logits"], custom_translation_table=translation_table()))
-    written = program.model.graph.opset_imports.get("", 18)
-    if opset is not None and written != opset:  # the exporter's down-conversion failed and kept its own opset
-        raise _OpsetNotReached(f"the dynamo exporter writes opset {written} and could not convert it to {opset}")
-    program.model.metadata_props.update(encode_metadata(meta))
-    program.save(out, external_data=False)
-
-
-class _OpsetNotReached(Exception):
-    pass
-
-
-def _onnx_torchscript(source: Source, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
-                      meta: dict[str, Any]) -> None:
-    import onnx
-
-    from .lrn import with_onnx_lrn
-
-    @torch.onnx.symbolic_helper.parse_args("v", "i", "f", "f", "f")
-    def lrn(g, x, size, alpha, beta, k):
-        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
-
-    torch.onnx.register_custom_op_symbolic("cnnzoo::local_response_norm", lrn, MIN_OPSET)
-    axes = None if fixed else {"input": {0: "batch"}, "logits": {0: "batch"}}
-    _quiet(lambda: torch.onnx.export(with_onnx_lrn(source.net), (example,), str(out), dynamo=False,
-                                     opset_version=opset, input_names=["input"], output_names=["logits"],
-                                     dynamic_axes=axes))
-    model = onnx.load(str(out))
-    onnx.helper.set_model_props(model, encode_metadata(meta))
-    onnx.save(model, str(out))
-
-
-def _opset_error(exc: Exception, opset: int | None) -> UserError | None:
-    text = str(exc)
-    if opset is not None and ("opset" in text.lower() or "version" in text.lower()):
-        first = next((line.strip() for line in text.splitlines() if "opset" in line.lower()), text.splitlines()[0])
-        return UserError(f"--opset {opset}: too old for an operator this network uses ({first[:200]})")
-    return None
-
-
-def _export_onnx(source: Source, example: torch.Tensor, fixed: int | None, opset: int | None, exporter: str,
-                 out: Path) -> tuple[str, str]:
-    require("onnx", "onnxruntime", "onnxscript")
-    if opset is not None and opset < MIN_OPSET:
-        raise UserError(f"--opset {opset}: too old; the exporters write opset {MIN_OPSET} or newer "
-                        "(the dynamo exporter's native opset is 18)")
-    if exporter in ("auto", "dynamo"):
-        try:
-            _onnx_dynamo(source, example, fixed, opset, out, metadata(source, "dynamo"))
-            return "dynamo", ""
-        except _OpsetNotReached as exc:
-            if exporter == "dynamo":
-                raise UserError(f"--opset {opset}: {exc}; try --exporter auto") from None
-            note = str(exc)
-        except Exception as exc:  # the exporter's failures are of many types
-            if exporter == "dynamo" or _opset_error(exc, opset):
-                raise (_opset_error(exc, opset) or UserError(
-                    f"the dynamo exporter failed on {source.name}: {str(exc).splitlines()[0][:300]}")) from None
-            note = f"the dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    else:
-        note = ""  # asked for by name
-    try:
-        _onnx_torchscript(source, example, fixed, opset, out, metadata(source, "torchscript"))
-    except Exception as exc:
-        raise (_opset_error(exc, opset) or UserError(
-            f"ONNX export of {source.name} failed: {str(exc).splitlines()[0][:300]}")) from None
-    return "torchscript", note
-
-
 def _export_pt2(source: Source, example: torch.Tensor, fixed: int | None, out: Path) -> tuple[str, str]:
     dims = None if fixed else ({0: torch.export.Dim("batch", min=1, max=65536)},)
     program = torch.export.export(source.net, (example,), dynamic_shapes=dims)
@@ -294,7 +200,8 @@ def export(
         raise UserError(f"--out {out}: the folder {out.parent} does not exist")
     example = torch.randn(fixed or 2, *source.input_size, generator=torch.Generator().manual_seed(1))
     if format == "onnx":
-        used, note = _export_onnx(source, example, fixed, opset, exporter, out)
+        used, note = export_onnx(source.net, source.name, example, fixed, opset, exporter, out,
+                                 lambda used: metadata(source, used))
     else:
         if opset is not None:
             raise UserError("--opset applies to --format onnx only")
@@ -328,5 +235,5 @@ def _refuse_mode(model_or_run: str | Path, weights: str | Path | None, mode: str
                     "batch-dependent; exported networks are for inference, use --mode eval")
 
 
-__all__ = ["EXPORTERS", "FORMATS", "RTOL", "ExportResult", "Source", "VerificationError", "export", "resolve",
-           "verify"]
+__all__ = ["EXPORTERS", "FORMATS", "MIN_OPSET", "RTOL", "ExportResult", "Source", "VerificationError", "export",
+           "resolve", "verify"]
