@@ -187,6 +187,8 @@ def test_torchscript_exporter_maps_lrn_too(tmp_path):
     (["export", "resnet20", "--format", "pt2", "--opset", "17"], "--opset applies to --format onnx only"),
     (["export", "resnet20", "--out", "/nonexistent/dir/x.onnx"], "does not exist"),
     (["predict", "--onnx", "/nonexistent.onnx", "x.png"], "no such file"),
+    (["predict", "--onnx", "m.onnx", "--tta", "flip", "x.png"], "--onnx runs the exported file alone"),
+    (["predict", "x.png"], "predict needs --weights CKPT (or --onnx FILE)"),
 ])
 def test_unsupported_cases_are_one_line_errors(argv, message, capsys):
     assert main(argv) == 2

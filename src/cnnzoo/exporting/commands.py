@@ -47,8 +47,11 @@ def predict_onnx_command(args: argparse.Namespace) -> int:
     """``cnnzoo predict --onnx FILE IMAGE...`` (called by the predict command when ``--onnx`` is given)."""
     import json
 
+    from ..errors import UserError
     from .runtime import predict_onnx
 
+    if args.weights or args.model or args.tta != "none":
+        raise UserError("--onnx runs the exported file alone: drop --weights, --model and --tta")
     results = predict_onnx(args.onnx, args.images, top_k=args.top_k, batch_size=args.batch_size)
     failed = 0
     for r in results:
