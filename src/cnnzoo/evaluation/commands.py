@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import write_json, write_text
+from ..errors import UserError
 from ..training.run_files import confusion_csv
 from .evaluator import ensemble, evaluate_checkpoint, predict
 from .tta import TTA_MODES
@@ -96,6 +97,13 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.onnx:  # an exported file, run by onnxruntime; cnnzoo.exporting imports this package (hence here)
+        from ..exporting.commands import predict_onnx_command
+
+        return predict_onnx_command(args)
+    if not args.weights:
+        raise UserError("predict needs --weights CKPT (or --onnx FILE)")
+
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
                       batch_size=args.batch_size, device=args.device, amp=args.amp)
     failed = 0
@@ -146,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "names of the checkpoint.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
-    p.add_argument("--weights", required=True, metavar="CKPT", help="a run directory or a checkpoint file")
+    p.add_argument("--weights", metavar="CKPT", help="a run directory or a checkpoint file")
+    p.add_argument("--onnx", metavar="FILE", help="instead of --weights: a file from `cnnzoo export`, run by "
+                   "onnxruntime with its embedded classes and preprocessing")
     p.add_argument("--model", help="the network, for a plain state dict without cnnzoo metadata")
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation (as for eval)")

@@ -1,0 +1,78 @@
+"""onnxruntime (CPU) inference against PyTorch eager, on the same exported network, in the same process.
+
+For each (model, batch): ``cnnzoo.export`` writes the ONNX file (random init, the paper's input side, dynamic
+batch) and verifies it; then PyTorch eager (``torch.inference_mode``, eval mode) and onnxruntime (CPU provider,
+default graph optimisations) run the same random batch, alternated ``--rounds`` times after ``--warmup`` untimed
+calls each (warm vs warm). Reported: median images/s of each and the ratio onnxruntime / PyTorch. Both use the
+same number of threads (``--threads``, default: ``torch.get_num_threads()``).
+
+Run: ``.venv/bin/python benchmarks/bench_export.py`` (needs ``pip install 'cnnzoo[export]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import cnnzoo
+from cnnzoo.exporting import OnnxNet
+
+CASES = (("resnet20", 1), ("resnet20", 128), ("resnet50_tv", 1), ("resnet50_tv", 32))
+
+
+def _timed(fn, x, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cases", nargs="*", help="model:batch pairs (default: the four of BENCHMARKS.md)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases] if args.cases else CASES
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; median of {args.rounds} rounds")
+    print(f"{'model':<12} {'batch':>5}  {'PyTorch img/s':>13}  {'onnxruntime img/s':>17}  {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        exported: dict[str, tuple[Path, torch.nn.Module]] = {}
+        for name, batch in cases:
+            if name not in exported:
+                r = cnnzoo.export(name, out=Path(tmp) / f"{name}.onnx")
+                exported[name] = (r.path, cnnzoo.create_model(name).eval())
+                print(f"  ({name}: exported and verified, max rel diff {r.max_rel_diff:.1e})")
+            path, _ = exported[name]
+            ort = OnnxNet(path, threads=args.threads)
+            net = exported[name][1]
+            side = cnnzoo.model_info(name).input_size[1]
+            x = torch.randn(batch, 3, side, side)
+            xn = x.numpy()
+
+            def eager(inp):
+                with torch.inference_mode():
+                    return net(inp)
+
+            for _ in range(args.warmup):
+                eager(x), ort.run(xn)
+            t_torch, t_ort = [], []
+            for _ in range(args.rounds):  # alternated, so background load hits both alike
+                t_torch += _timed(eager, x, 1)
+                t_ort += _timed(ort.run, xn, 1)
+            a, b = batch / statistics.median(t_torch), batch / statistics.median(t_ort)
+            print(f"{name:<12} {batch:>5}  {a:>13,.1f}  {b:>17,.1f}  {b / a:>5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

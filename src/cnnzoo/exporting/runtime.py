@@ -1,0 +1,152 @@
+"""The optional dependencies, the metadata an exported file carries, and running an ONNX file with onnxruntime.
+
+The metadata (ONNX ``metadata_props``; ``cnnzoo.json`` in a pt2 archive) is a flat string map, so any ONNX runtime
+can read it: ``model``, ``paper``, ``classes`` (a JSON list, in output order), ``input_size`` (JSON ``[C, H, W]``),
+``eval_resize`` (the short side images are resized to before the centre crop), ``mean``/``std`` (JSON lists, per
+channel on the [0, 1] scale), ``cnnzoo_version``, ``weights`` and ``exporter``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+EXTRA = "pip install 'cnnzoo[export]'"
+PT2_METADATA = "cnnzoo.json"  # the extra file of a pt2 archive that holds the metadata
+_JSON_KEYS = ("classes", "input_size", "mean", "std")
+
+
+def require(*modules: str) -> None:
+    """Import ``modules`` or fail with one line that names the extra to install."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            raise UserError(f"ONNX export and inference need {', '.join(modules)} ({name} is missing): "
+                            f"{EXTRA}") from None
+
+
+def encode_metadata(meta: dict[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v) if k in _JSON_KEYS else str(v) for k, v in meta.items()}
+
+
+def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {k: json.loads(v) if k in _JSON_KEYS else v for k, v in props.items()}
+    if "eval_resize" in meta:
+        meta["eval_resize"] = int(meta["eval_resize"])
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The cnnzoo metadata of an exported ``.onnx`` or ``.pt2`` file ({} for a file without it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.suffix == ".pt2":
+        extra = {PT2_METADATA: ""}
+        torch.export.load(path, extra_files=extra)
+        return decode_metadata(json.loads(extra[PT2_METADATA])) if extra[PT2_METADATA] else {}
+    require("onnx")
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # a damaged or foreign file: onnx's own message, on one line
+        raise UserError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+    return decode_metadata({p.key: p.value for p in model.metadata_props})
+
+
+class OnnxNet(torch.nn.Module):
+    """An ONNX file run by onnxruntime on the CPU, behind the ``nn.Module`` interface (float32 NCHW in, logits out).
+
+    A file exported with a fixed batch size gets its inputs in chunks of that size (the last one zero-padded).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        require("onnxruntime")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise UserError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.batch = inp.shape[0] if isinstance(inp.shape[0], int) else None  # None: a dynamic batch dimension
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.batch is None or len(x) == self.batch:
+            return self.session.run(None, {self.input_name: x})[0]
+        chunks = []
+        for i in range(0, len(x), self.batch):
+            part = x[i:i + self.batch]
+            pad = np.zeros((self.batch - len(part), *x.shape[1:]), dtype=x.dtype)
+            chunks.append(self.session.run(None, {self.input_name: np.concatenate([part, pad])})[0][:len(part)])
+        return np.concatenate(chunks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.run(x.detach().cpu().float().contiguous().numpy()))
+
+
+def predict_onnx(path: str | Path, images: list[str | Path], *, top_k: int = 5,
+                 batch_size: int = 64) -> list[dict[str, Any]]:
+    """What ``cnnzoo predict`` reports, from an exported ONNX file run by onnxruntime.
+
+    Images are prepared with the file's embedded preprocessing (the run's validation view: short side resized to
+    ``eval_resize``, centre crop to the input side, normalised with its mean/std) through the same loader as
+    :func:`cnnzoo.evaluation.predict`; classes are the embedded names. Unreadable images are reported with
+    ``"error"`` instead of predictions.
+    """
+    from ..evaluation.evaluator import image_paths
+    from ..evaluation.trained import Trained
+    from ..training.data import Data, FileSource
+    from ..training.loaders import make_loader
+    from ..training.trainer import evaluate
+
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {top_k}")
+    path = Path(path)
+    meta = read_metadata(path)
+    missing = [k for k in ("classes", "input_size", "eval_resize", "mean", "std") if k not in meta]
+    if missing:
+        raise UserError(f"{path}: no cnnzoo preprocessing metadata ({', '.join(missing)} missing); "
+                        "export it with `cnnzoo export`")
+    net = OnnxNet(path)
+    classes = tuple(meta["classes"])
+    c, h, _ = meta["input_size"]
+    trained = Trained(path=path, name=meta.get("model", path.stem), net=net, classes=classes,
+                      num_classes=len(classes), in_channels=c, image_size=h, eval_resize=meta["eval_resize"],
+                      mean=tuple(meta["mean"]), std=tuple(meta["std"]), data=None, val_fraction=0.2)
+    paths = image_paths(images)
+    data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), c, trained.mean,
+                trained.std)
+    loader = make_loader(data, "val", geo=trained.geometry(), batch_size=batch_size, device=torch.device("cpu"),
+                         seed=0)
+    outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    evaluate(net, loader, num_classes=len(classes), outputs=outputs)
+    skipped = set(loader.skipped)
+    probs = iter(torch.softmax(torch.cat([o for o, _ in outputs]), dim=1) if outputs else [])
+    k = min(top_k, len(classes))
+    results = []
+    for p in paths:
+        if p in skipped:
+            results.append({"image": p, "error": "cannot decode this image (skipped)"})
+            continue
+        top = next(probs).topk(k)
+        results.append({"image": p, "top": [{"class": classes[i], "probability": v}
+                                            for v, i in zip(top.values.tolist(), top.indices.tolist())]})
+    return results
+
+
+__all__ = ["EXTRA", "OnnxNet", "predict_onnx", "read_metadata", "require"]
