@@ -1,8 +1,10 @@
 """cnnzoo export: ONNX and torch.export files that run outside cnnzoo and agree with PyTorch.
 
-Every registered network is exported (random init, its native input, the default dynamo exporter) and verified by
-onnxruntime; LRN layers must become ONNX ``LRN`` nodes with the module's constants. The deep/large nets are marked
-slow (still run by ``make test``).
+Every registered network is exported (random init, its native input) and verified by onnxruntime, through the
+TorchScript-based exporter (about 1-2 s a network here); the default dynamo exporter, whose graph optimiser alone
+takes 10-20 s a network on the 2-core CI machine, exports the smallest network of each family and every network
+with LRN. LRN layers must become ONNX ``LRN`` nodes with the module's constants. The deep/large nets are marked slow
+(still run by ``make test``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from cnnzoo.cli import main
 from cnnzoo.exporting import OnnxNet, VerificationError, read_metadata
 from cnnzoo.training import train
 
-from conftest import model_params
+from conftest import is_slow
 
 onnx = pytest.importorskip("onnx", reason="pip install 'cnnzoo[export]'")
 pytest.importorskip("onnxruntime", reason="pip install 'cnnzoo[export]'")
@@ -36,13 +38,23 @@ def _lrn_nodes(path: Path) -> list[tuple[int, float, float, float]]:
     return [(a["size"], a["alpha"], a["beta"], a.get("bias", 1.0)) for a in attrs]
 
 
-@pytest.mark.parametrize("name", model_params(cnnzoo.list_models()))
-def test_every_model_exports_to_onnx_and_onnxruntime_matches_pytorch(name, tmp_path):
+FAMILY_SMALLEST = sorted({cnnzoo.model_info(n).family: n for n in sorted(cnnzoo.list_models(),
+                                                                         key=lambda n: -cnnzoo.model_info(n).params)
+                          }.values())  # the smallest network of each family
+WITH_LRN = ["alexnet", "googlenet", "vgg11_lrn", "zfnet"]
+CASES = [*((name, "torchscript") for name in cnnzoo.list_models()),
+         *((name, "dynamo") for name in sorted(set(FAMILY_SMALLEST) | set(WITH_LRN)))]
+
+
+@pytest.mark.parametrize("name, exporter", [
+    pytest.param(n, e, marks=[pytest.mark.slow] if is_slow(n) else [], id=f"{n}-{e}") for n, e in CASES
+])
+def test_every_model_exports_to_onnx_and_onnxruntime_matches_pytorch(name, exporter, tmp_path):
     out = tmp_path / f"{name}.onnx"
-    r = cnnzoo.export(name, out=out)  # its native input, dynamic batch, verified at batch 1 and 3
+    r = cnnzoo.export(name, out=out, exporter=exporter)  # its native input, dynamic batch, verified at batch 1 and 3
     try:
         assert r.path == out and out.is_file() and r.format == "onnx"
-        assert r.exporter == "dynamo", f"{name} needed the TorchScript-based exporter: {r.note}"
+        assert r.exporter == exporter, f"{name}: {r.note}"
         assert r.batch_sizes == (1, 3) and r.max_rel_diff <= 1e-4, (r.max_abs_diff, r.max_rel_diff)
         assert r.metadata["input_size"] == list(cnnzoo.model_info(name).input_size)
         net = cnnzoo.create_model(name)
@@ -129,12 +141,7 @@ def test_run_folder_exports_and_predict_onnx_agrees_with_predict(digits_run, tmp
         assert [t["probability"] for t in g["top"]] == pytest.approx([t["probability"] for t in w["top"]], abs=1e-4)
 
 
-FAMILY_PT2 = sorted({cnnzoo.model_info(n).family: n for n in sorted(cnnzoo.list_models(),
-                                                                     key=lambda n: -cnnzoo.model_info(n).params)
-                     }.values())  # the smallest network of each family
-
-
-@pytest.mark.parametrize("name", FAMILY_PT2)
+@pytest.mark.parametrize("name", FAMILY_SMALLEST)
 def test_pt2_one_per_family(name, tmp_path):
     size = max(cnnzoo.model_info(name).test_size, 32)
     r = cnnzoo.export(name, format="pt2", out=tmp_path / f"{name}.pt2", image_size=size)

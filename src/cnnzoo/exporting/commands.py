@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from ..checkpoint import write_text
+from ..errors import UserError
+from .exporter import EXPORTERS, FORMATS, RTOL, VerificationError, export
+from .runtime import predict_onnx
 
-from .exporter import EXPORTERS, FORMATS, RTOL
 
 _EPILOG = """\
 examples:
@@ -20,8 +25,6 @@ PyTorch; beyond 1e-4 relative difference it is renamed <out>.unverified and the 
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .exporter import VerificationError, export
-
     try:
         r = export(args.model, format=args.format, weights=args.weights, out=args.out, batch=args.batch,
                    opset=args.opset, image_size=args.image_size, mode=args.mode, exporter=args.exporter)
@@ -45,11 +48,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def predict_onnx_command(args: argparse.Namespace) -> int:
     """``cnnzoo predict --onnx FILE IMAGE...`` (called by the predict command when ``--onnx`` is given)."""
-    import json
-
-    from ..errors import UserError
-    from .runtime import predict_onnx
-
     if args.weights or args.model or args.tta != "none":
         raise UserError("--onnx runs the exported file alone: drop --weights, --model and --tta")
     results = predict_onnx(args.onnx, args.images, top_k=args.top_k, batch_size=args.batch_size)
@@ -65,10 +63,6 @@ def predict_onnx_command(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(report)
         else:
-            from pathlib import Path
-
-            from ..training.checkpoint import write_text
-
             write_text(Path(args.json), report + "\n")
     return 1 if failed else 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,10 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
+from ..evaluation.trained import load_trained
+from ..registry import create_model, model_info
+from ..version import __version__
 from .onnx_export import MIN_OPSET, export_onnx
 from .runtime import PT2_METADATA, OnnxNet, encode_metadata
 
@@ -72,9 +77,6 @@ class ExportResult:
 
 def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, image_size: int | None = None) -> Source:
     """A registered name (random init, or ``weights``), or a checkpoint / run directory (its best weights)."""
-    from ..evaluation.trained import load_trained
-    from ..registry import create_model, model_info
-    from ..training.data import IMAGENET_MEAN, IMAGENET_STD
 
     as_path = Path(str(model_or_run)).expanduser()
     if weights is not None or as_path.exists():
@@ -100,9 +102,6 @@ def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, imag
 
 
 def metadata(source: Source, exporter: str) -> dict[str, Any]:
-    from .. import __version__
-    from ..registry import model_info
-
     return {"model": source.name, "paper": model_info(source.name).paper, "classes": list(source.classes),
             "input_size": list(source.input_size), "eval_resize": source.eval_resize, "mean": list(source.mean),
             "std": list(source.std), "cnnzoo_version": __version__, "weights": source.weights, "exporter": exporter}
@@ -129,8 +128,6 @@ def _export_pt2(source: Source, example: torch.Tensor, fixed: int | None, out: P
 
 
 def _json(meta: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(encode_metadata(meta))
 
 
@@ -221,8 +218,6 @@ def export(
 
 
 def _refuse_mode(model_or_run: str | Path, weights: str | Path | None, mode: str) -> None:
-    from ..registry import model_info
-
     if mode != "train":
         raise UserError(f"--mode must be eval or train, got {mode!r}")
     name, aux = str(model_or_run), 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .lrn import translation_table, with_onnx_lrn
 from .runtime import encode_metadata, require
 
 MIN_OPSET = 7  # the TorchScript-based exporter's floor
@@ -27,9 +30,6 @@ MIN_OPSET = 7  # the TorchScript-based exporter's floor
 def _quiet(fn: Callable[[], Any]) -> Any:
     """Run an exporter without its own progress lines and logs (also those printed below Python, on fd 1 and 2);
     its failures reach the user as our one-line errors."""
-    import sys
-    import tempfile
-
     sys.stdout.flush(), sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()):
@@ -43,8 +43,6 @@ def _quiet(fn: Callable[[], Any]) -> Any:
 
 def _onnx_dynamo(net: nn.Module, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
                  meta: dict[str, Any]) -> None:
-    from .lrn import translation_table, with_onnx_lrn
-
     dims = None if fixed else ({0: torch.export.Dim("batch", min=1, max=65536)},)
     program = _quiet(lambda: torch.onnx.export(
         with_onnx_lrn(net), (example,), dynamo=True, dynamic_shapes=dims, opset_version=opset,
@@ -63,8 +61,6 @@ class _OpsetNotReached(Exception):
 def _onnx_torchscript(net: nn.Module, example: torch.Tensor, fixed: int | None, opset: int | None, out: Path,
                       meta: dict[str, Any]) -> None:
     import onnx
-
-    from .lrn import with_onnx_lrn
 
     @torch.onnx.symbolic_helper.parse_args("v", "i", "f", "f", "f")
     def lrn(g, x, size, alpha, beta, k):

@@ -17,6 +17,11 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..data.loaders import make_loader
+from ..data.sources import Data, FileSource
+from ..evaluation.evaluator import image_paths
+from ..evaluation.trained import Trained
+from ..training.evaluate import evaluate
 
 EXTRA = "pip install 'cnnzoo[export]'"
 PT2_METADATA = "cnnzoo.json"  # the extra file of a pt2 archive that holds the metadata
@@ -108,12 +113,6 @@ def predict_onnx(path: str | Path, images: list[str | Path], *, top_k: int = 5,
     :func:`cnnzoo.evaluation.predict`; classes are the embedded names. Unreadable images are reported with
     ``"error"`` instead of predictions.
     """
-    from ..evaluation.evaluator import image_paths
-    from ..evaluation.trained import Trained
-    from ..training.data import Data, FileSource
-    from ..training.loaders import make_loader
-    from ..training.trainer import evaluate
-
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     path = Path(path)
