@@ -26,10 +26,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow'
 
+# Each benchmark prints ratios against a baseline run in the same process; results go to BENCHMARKS.md by hand.
 bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q -e '.[bench,export]'
 	$(PY) benchmarks/bench_analyzer.py
 	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/bench_drop.py
+	$(PY) benchmarks/bench_cpu_train.py
+	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/gpu_check.py --smoke
 
 readme: $(STAMP)
 	$(PY) tools/update_readme.py
