@@ -16,7 +16,10 @@ one :class:`CheckpointError` naming the file (``WeightsError`` is the same class
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import math
 import os
 import pickle
 import re
@@ -44,6 +47,13 @@ class CheckpointError(UserError, ValueError):
 WeightsError = CheckpointError  # the public name (``cnnzoo.WeightsError``)
 
 
+class DiskFull(UserError, OSError):
+    """A write ran out of space; the file it would have replaced is intact."""
+
+
+_TMP = re.compile(r"^\..+\.tmp-(\d+)$")  # ``.NAME.tmp-PID``: a write in progress (or interrupted by a kill)
+
+
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """``write(file)`` into a temporary file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
     path = Path(path)
@@ -54,10 +64,59 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the previous file is intact" if path.exists() else "nothing was written"
+            raise DiskFull(f"{path}: no space left on device ({kept})") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UserError(f"{path.parent}: cannot write there ({exc.strerror})") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files of writes whose process is gone (a kill mid-write leaves ``.NAME.tmp-PID``)."""
+    removed = []
+    for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        match = _TMP.match(entry.name)
+        if match is None or not entry.is_file() or _alive(int(match.group(1))):
+            continue
+        entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: a leftover of an earlier process with the same id
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: leave its file alone
+        return True
+    return True
+
+
+def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """The keys of floating-point tensors holding inf or NaN (weights that must never be used or saved as good)."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None`` (a bare ``NaN`` is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -79,7 +138,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -116,7 +175,9 @@ def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = Tr
         except OSError:
             shutil.copyfile(path, tmp)
         os.replace(tmp, previous)
-    atomic_write(path, lambda f: torch.save(dict(state), f))
+    blob = io.BytesIO()  # serialised in memory first: a full disk is then an OSError naming ENOSPC
+    torch.save(dict(state), blob)
+    atomic_write(path, lambda f: f.write(blob.getbuffer()))
 
 
 def torch_load(path: Path) -> Any:
@@ -129,13 +190,13 @@ def torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         named = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"it names {named.group(1)}" if named else (str(exc).strip().splitlines() or ["?"])[0]
-        raise CheckpointError(f"{path}: refused: a pickle holding more than tensors and plain data ({what}); "
-                              "cnnzoo reads checkpoints with weights_only=True only, so nothing in it ran") from None
-    except Exception as exc:  # truncated, zero bytes, random bytes, not a zip: many exception types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a loadable checkpoint, damaged or not a checkpoint "
-                              f"({type(exc).__name__}: {first})") from None
+        if named is None:  # random bytes read as a pickle: torch's message is advice that does not apply
+            raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file)") from None
+        raise CheckpointError(f"{path}: refused: contains code (the pickle names {named.group(1)}); cnnzoo reads "
+                              "checkpoints as tensors and plain data only, so nothing in it ran") from None
+    except Exception as exc:  # truncated, zero bytes, not a zip: many exception types
+        raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file; "
+                              f"{type(exc).__name__})") from None
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class RunConfig:
     progress: bool | None = None  # None: only on a terminal
     sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
     on_nonfinite: str = "stop"  # stop | skip a step whose loss is inf/NaN
+    overwrite: bool = False  # ``out`` may hold an earlier run: its files are removed first (else: refused)
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -68,6 +69,8 @@ class RunConfig:
             raise UserError(f"--amp must be off, bf16 or fp16, got {self.amp!r}")
         if self.on_nonfinite not in POLICIES:
             raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {self.on_nonfinite!r}")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"--workers must be 0 (decode in this process) or more, got {self.workers}")
         check_val_fraction(self.val_fraction)
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -152,11 +155,15 @@ def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str,
 
 
 def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
+    if info is None and image_size is not None and image_size < 1:
+        raise UserError(f"image_size must be a positive number of pixels, got {image_size}")
     if info is None:
         if image_size is None:
             raise UserError("training a module needs image_size= (the side of its square input)")
         return image_size
-    size = image_size or info.input_size[1]
+    if image_size is not None and image_size < 1:
+        raise UserError(f"--image-size must be a positive number of pixels, got {image_size}")
+    size = info.input_size[1] if image_size is None else image_size
     if size < info.test_size:
         raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
                         f"{info.test_size}")
