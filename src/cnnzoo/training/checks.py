@@ -42,7 +42,7 @@ def check_memory(model: str, size: int, batch: int, device: torch.device) -> Non
     native = model_info(model).input_size
     if size <= 2 * native[1]:
         return
-    report = analyze(model, native, batch_size=1)
+    report = analyze(model, native, batch_size=1).totals
     fixed = report.param_bytes + report.buffer_bytes + report.grad_bytes + report.optimizer_bytes
     per_image = (report.saved_activation_bytes or report.activation_bytes) + report.input_bytes
     need = fixed + per_image * batch * (size / native[1]) ** 2
