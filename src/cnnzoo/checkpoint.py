@@ -22,9 +22,11 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import re
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -187,16 +189,45 @@ def torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": torch's notes, not the user's concern
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        named = found.group(1) if found else _pickle_global(path)
         if named is None:  # random bytes read as a pickle: torch's message is advice that does not apply
             raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file)") from None
-        raise CheckpointError(f"{path}: refused: contains code (the pickle names {named.group(1)}); cnnzoo reads "
+        raise CheckpointError(f"{path}: refused: contains code (the pickle names {named}); cnnzoo reads "
                               "checkpoints as tensors and plain data only, so nothing in it ran") from None
     except Exception as exc:  # truncated, zero bytes, not a zip: many exception types
         raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file; "
                               f"{type(exc).__name__})") from None
+
+
+def _pickle_global(path: Path) -> str | None:
+    """The first callable a pickle names (``module.name``), found by reading its opcodes without running any (torch
+    rejects some pickles, e.g. protocol 4 ones, before it sees what they name); None for bytes that are no pickle."""
+    try:
+        blob = path.read_bytes()
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                blob = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return None
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(blob):
+            if op.name == "GLOBAL":
+                named = re.fullmatch(r"([\w.]+) ([\w.]+)", str(arg))
+                return f"{named.group(1)}.{named.group(2)}" if named else None
+            if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                name = f"{strings[-2]}.{strings[-1]}"
+                return name if re.fullmatch(r"[\w.]+", name) else None
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # garbage: opcodes end in an error
+        return None
+    return None
 
 
 def load_state(path: Path) -> dict[str, Any]:
