@@ -258,14 +258,14 @@ def test_sighup_checkpoints_and_exits_129(tmp_path):
 
 def test_lr_logged_after_a_resume_at_an_epoch_boundary_is_the_lr_used(tmp_path, monkeypatch):
     """A stop on an epoch's last step: the resumed epoch runs no step, and its row must still log that step's lr."""
-    kwargs = dict(data="synthetic:64", image_size=8, epochs=2, batch_size=16, recipe="quick", **QUIET)
+    kwargs = dict(data="synthetic:64", image_size=8, epochs=3, batch_size=16, recipe="quick", **QUIET)
     ref = train("resnet20", out=tmp_path / "ref", **kwargs)
-    steps = len(ref.history) and json.loads((tmp_path / "ref" / "config.json").read_text())["steps_per_epoch"]
+    steps = json.loads((tmp_path / "ref" / "config.json").read_text())["steps_per_epoch"]
     calls, real_lr_at = {"n": 0}, trainer_module.lr_at
 
     def signal_on_the_last_step(*args, **kw):
         calls["n"] += 1
-        if calls["n"] == steps:
+        if calls["n"] == 2 * steps:  # the last step of epoch 2 (after the warm-up: the lr is not the base lr)
             os.kill(os.getpid(), signal.SIGTERM)
         return real_lr_at(*args, **kw)
 
@@ -274,9 +274,9 @@ def test_lr_logged_after_a_resume_at_an_epoch_boundary_is_the_lr_used(tmp_path, 
         train("resnet20", out=tmp_path / "b", **kwargs)
     monkeypatch.setattr(trainer_module, "lr_at", real_lr_at)
     state = load_state(tmp_path / "b" / "last.pt")
-    assert (state["epoch"], state["step_in_epoch"]) == (0, steps)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, steps)
     resumed = train("resnet20", resume=tmp_path / "b", **QUIET)
-    assert ref.history[0]["lr"] != cnnzoo.training.RECIPES["quick"].lr
+    assert ref.history[1]["lr"] != cnnzoo.training.RECIPES["quick"].lr
     assert [r["lr"] for r in resumed.history] == [r["lr"] for r in ref.history]
 
 
