@@ -38,8 +38,8 @@ from .guard import NonFiniteLoss, StepGuard
 from .recipes import Recipe
 from .run import Run, RunResult
 from .run_files import RunFiles, check_out, config_record, default_run_dir, epoch_line, print_line, summary
-from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_sum,
-                      amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device, worker_death, wrap)
+from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_max,
+                      all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device, worker_death, wrap)
 from .schedules import Plateau, lr_at, make_sgd
 from .state import restore, save
 
@@ -69,7 +69,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     if state is not None and list(data.classes) != state["config"]["classes"]:
         raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
                         f"({data.num_classes} now, {len(state['config']['classes'])} then)")
-    if recipe.batch_size > len(data.train) and state is None:  # one step of the whole split: say so, record it
+    # one step of the whole split: say so and record the batch used (too few images for a step: refused below)
+    if recipe.batch_size > len(data.train) >= 2 * runtime.world_size and state is None:
         clamped = max(runtime.world_size, len(data.train) // runtime.world_size * runtime.world_size)
         warnings.warn(f"batch_size {recipe.batch_size:,} is larger than the training split ({len(data.train):,} "
                       f"images): using {clamped:,} (recorded in config.json)", stacklevel=2)
@@ -122,7 +123,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
         plateau=Plateau.from_recipe(recipe), guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
-        files=RunFiles.create(out, main=runtime.main, replace=earlier), log=(log or _silent) if runtime.main else _silent,
+        files=RunFiles.create(out, main=runtime.main, replace=earlier),
+        log=(log or _silent) if runtime.main else _silent,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
         sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
@@ -202,8 +204,10 @@ def check_weights(run: Run, where: str) -> None:
     """Weights (or batch-norm statistics) that became inf/NaN are never saved, as ``last`` or ``best``: training
     stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
     bad = ckpt.nonfinite_tensors(run.net.state_dict())
-    if not bad:
+    # every rank decides alike (batch-norm statistics may differ between ranks): one stops, all stop
+    if not all_reduce_max(torch.tensor([len(bad)], device=run.device)).item():
         return
+    bad = bad or ["on another process"]
     message = (f"{len(bad)} tensors of the network became non-finite (inf/NaN; first {bad[0]}) by {where}; "
                f"training stopped and nothing of it was saved, {run.last_good}. Lower the learning rate "
                "(--set lr=...)")
