@@ -227,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
             warnings.showwarning = _warning_printer()
             return int(args.func(args) or 0)
     except UserError as exc:

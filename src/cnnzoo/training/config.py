@@ -4,7 +4,9 @@
 (the model's own unless named, with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the
 seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/config.json`` and takes only the
 settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
-model, data, recipe, size or seed is refused, since the run would silently become another run.
+model, data, recipe, size or seed is refused, since the run would silently become another run. The one rule for the
+schedule: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer
+prints the change (``checks.replanned``).
 
 ``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
 steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.
@@ -127,7 +129,8 @@ def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], se
     run = resume.parent if resume.is_file() else resume
     saved = read_run_config(run)
     if changes_recipe:
-        raise UserError(f"--resume {run}: the recipe cannot change on resume (see {run / 'config.json'})")
+        raise UserError(f"--resume {run}: the recipe cannot change on resume (see {run / 'config.json'}); only its "
+                        "length can, with --epochs N, which re-plans the schedule and prints the change")
     own = {"model": saved["model"], "data": saved["data"], "recipe": saved["recipe"]["name"],
            "image_size": saved["image_size"], "seed": saved["seed"]}
     for key, value in given.items():
