@@ -308,6 +308,6 @@ def broadcast_buffers(net: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "WorkerDied", "all_reduce_max", "all_reduce_sum",
-           "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options", "resolve_device",
-           "rng_state", "set_rng_state", "worker_death", "wrap"]
+__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "WorkerDied", "all_reduce_max",
+           "all_reduce_sum", "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options",
+           "resolve_device", "rng_state", "set_rng_state", "worker_death", "wrap"]

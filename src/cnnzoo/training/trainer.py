@@ -9,7 +9,8 @@ After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last
 
 The same loop runs under ``torchrun`` (``runtime``: sharded loaders, DDP, sums reduced over the ranks, rank 0
 writes), and every decision that ends a run early, a signal or a non-finite loss (``guard``), is taken by all ranks
-at the same step. A run stopped by a signal resumes bit-identically on the CPU, mid-epoch included.
+at the same step. A run stopped by a signal (or by a data-loading worker that died) resumes bit-identically on the
+CPU with the same thread count, mid-epoch included. Weights that became non-finite are never saved (``check_weights``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from .recipes import Recipe
 from .run import Run, RunResult
 from .run_files import RunFiles, check_out, config_record, default_run_dir, epoch_line, print_line, summary
 from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_max,
-                      all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device, worker_death, wrap)
+                      all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
+                      worker_death, wrap)
 from .schedules import Plateau, lr_at, make_sgd
 from .state import restore, save
 
