@@ -105,9 +105,18 @@ def _alive(pid: int) -> bool:
 
 
 def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
-    """The keys of floating-point tensors holding inf or NaN (weights that must never be used or saved as good)."""
+    """The keys of floating-point tensors holding inf or NaN."""
     return [k for k, v in state_dict.items()
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def unusable_tensors(net: torch.nn.Module) -> list[str]:
+    """What makes a network's weights unusable, never to be saved as good or evaluated: a parameter holding inf or
+    NaN, or a buffer holding NaN. (An infinite batch-norm running variance, which a few steps of an untrained deep
+    network on tiny inputs can produce, only zeroes its channel: its outputs stay finite.)"""
+    params = [k for k, v in net.named_parameters() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    buffers = [k for k, v in net.named_buffers() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    return params + buffers
 
 
 def json_safe(value: Any) -> Any:

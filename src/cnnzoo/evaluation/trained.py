@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, nonfinite_tensors, read_checkpoint
+from ..checkpoint import CheckpointError, read_checkpoint, unusable_tensors
 from ..data import Data, FileSource, Geometry, TensorSource, load_data
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UserError
@@ -95,6 +95,9 @@ def load_trained(
                            **meta.get("model_kwargs", {}))
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    bad = unusable_tensors(net)
+    if bad:  # never evaluated: every prediction would be NaN (or a fixed class)
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold inf/NaN (first {bad[0]}): not usable weights")
     return Trained(path=path, name=name, net=net.to(device).eval(), classes=classes, num_classes=num_classes,
                    in_channels=in_channels, image_size=image_size,
                    eval_resize=int(meta.get("eval_resize") or default_resize), mean=mean, std=std,
@@ -103,7 +106,7 @@ def load_trained(
 
 def _read_usable(given: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
     """The checkpoint of ``given`` with its weights and metadata. In a run directory a damaged file falls back to the
-    next one (best -> last -> last.pt, with a warning); weights holding inf/NaN are refused, never evaluated."""
+    next one (best -> last -> last.pt, with a warning)."""
     first = resolve_checkpoint(given)
     candidates = [given / n for n in RUN_FILES if (given / n).is_file()] if given.is_dir() else [first]
     for i, path in enumerate(candidates):
@@ -114,9 +117,6 @@ def _read_usable(given: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, 
                 raise
             warnings.warn(f"{exc}; using {candidates[i + 1]} instead", stacklevel=3)
             continue
-        bad = nonfinite_tensors(state)
-        if bad:
-            raise CheckpointError(f"{path}: {len(bad)} tensors hold inf/NaN (first {bad[0]}): not usable weights")
         return path, state, meta
     raise CheckpointError(f"{given}: no readable checkpoint")  # unreachable: candidates is never empty
 

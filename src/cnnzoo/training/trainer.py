@@ -203,9 +203,9 @@ def _stop_mid_epoch(run: Run, epoch: int, done: int, seen_before: int, t0: float
 
 
 def check_weights(run: Run, where: str) -> None:
-    """Weights (or batch-norm statistics) that became inf/NaN are never saved, as ``last`` or ``best``: training
-    stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
-    bad = ckpt.nonfinite_tensors(run.net.state_dict())
+    """Weights that became non-finite (``checkpoint.unusable_tensors``) are never saved, as ``last`` or ``best``:
+    training stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
+    bad = ckpt.unusable_tensors(run.net)
     # every rank decides alike (batch-norm statistics may differ between ranks): one stops, all stop
     if not all_reduce_max(torch.tensor([len(bad)], device=run.device)).item():
         return
