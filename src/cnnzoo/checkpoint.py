@@ -17,7 +17,6 @@ one :class:`CheckpointError` naming the file (``WeightsError`` is the same class
 from __future__ import annotations
 
 import errno
-import io
 import json
 import math
 import os
@@ -60,14 +59,20 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """``write(file)`` into a temporary file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writes = None
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            writes = _Writes(f)
+            write(writes)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as raised:
         tmp.unlink(missing_ok=True)
+        # torch.save reports a failed write as RuntimeError("unexpected pos ..."): the OSError it hid says why
+        exc = raised if isinstance(raised, OSError) else getattr(writes, "error", None)
+        if exc is None:
+            raise
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = "the previous file is intact" if path.exists() else "nothing was written"
             raise DiskFull(f"{path}: no space left on device ({kept})") from None
@@ -78,6 +83,27 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class _Writes:
+    """A file's ``write``/``flush`` that remember the OSError they raised (torch.save replaces it with its own)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def clean_stale_temps(folder: Path) -> list[Path]:
@@ -186,9 +212,7 @@ def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = Tr
         except OSError:
             shutil.copyfile(path, tmp)
         os.replace(tmp, previous)
-    blob = io.BytesIO()  # serialised in memory first: a full disk is then an OSError naming ENOSPC
-    torch.save(dict(state), blob)
-    atomic_write(path, lambda f: f.write(blob.getbuffer()))
+    atomic_write(path, lambda f: torch.save(dict(state), f))
 
 
 def torch_load(path: Path) -> Any:
