@@ -16,12 +16,16 @@ one :class:`CheckpointError` naming the file (``WeightsError`` is the same class
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import pickle
+import pickletools
 import re
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,20 +48,112 @@ class CheckpointError(UserError, ValueError):
 WeightsError = CheckpointError  # the public name (``cnnzoo.WeightsError``)
 
 
+class DiskFull(UserError, OSError):
+    """A write ran out of space; the file it would have replaced is intact."""
+
+
+_TMP = re.compile(r"^\..+\.tmp-(\d+)$")  # ``.NAME.tmp-PID``: a write in progress (or interrupted by a kill)
+
+
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """``write(file)`` into a temporary file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writes = None
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            writes = _Writes(f)
+            write(writes)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as raised:
+        tmp.unlink(missing_ok=True)
+        # torch.save reports a failed write as RuntimeError("unexpected pos ..."): the OSError it hid says why
+        exc = raised if isinstance(raised, OSError) else getattr(writes, "error", None)
+        if exc is None:
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the previous file is intact" if path.exists() else "nothing was written"
+            raise DiskFull(f"{path}: no space left on device ({kept})") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UserError(f"{path.parent}: cannot write there ({exc.strerror})") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class _Writes:
+    """A file's ``write``/``flush`` that remember the OSError they raised (torch.save replaces it with its own)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files of writes whose process is gone (a kill mid-write leaves ``.NAME.tmp-PID``)."""
+    removed = []
+    for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        match = _TMP.match(entry.name)
+        if match is None or not entry.is_file() or _alive(int(match.group(1))):
+            continue
+        entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: a leftover of an earlier process with the same id
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: leave its file alone
+        return True
+    return True
+
+
+def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """The keys of floating-point tensors holding inf or NaN."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def unusable_tensors(net: torch.nn.Module) -> list[str]:
+    """What makes a network's weights unusable, never to be saved as good or evaluated: a parameter holding inf or
+    NaN, or a buffer holding NaN. (An infinite batch-norm running variance, which a few steps of an untrained deep
+    network on tiny inputs can produce, only zeroes its channel: its outputs stay finite.)"""
+    params = [k for k, v in net.named_parameters() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    buffers = [k for k, v in net.named_buffers() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    return params + buffers
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None`` (a bare ``NaN`` is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -79,7 +175,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -126,16 +222,45 @@ def torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": torch's notes, not the user's concern
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"it names {named.group(1)}" if named else (str(exc).strip().splitlines() or ["?"])[0]
-        raise CheckpointError(f"{path}: refused: a pickle holding more than tensors and plain data ({what}); "
-                              "cnnzoo reads checkpoints with weights_only=True only, so nothing in it ran") from None
-    except Exception as exc:  # truncated, zero bytes, random bytes, not a zip: many exception types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a loadable checkpoint, damaged or not a checkpoint "
-                              f"({type(exc).__name__}: {first})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        named = found.group(1) if found else _pickle_global(path)
+        if named is None:  # random bytes read as a pickle: torch's message is advice that does not apply
+            raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file)") from None
+        raise CheckpointError(f"{path}: refused: contains code (the pickle names {named}); cnnzoo reads "
+                              "checkpoints as tensors and plain data only, so nothing in it ran") from None
+    except Exception as exc:  # truncated, zero bytes, not a zip: many exception types
+        raise CheckpointError(f"{path}: not a checkpoint (unreadable: damaged, or another kind of file; "
+                              f"{type(exc).__name__})") from None
+
+
+def _pickle_global(path: Path) -> str | None:
+    """The first callable a pickle names (``module.name``), found by reading its opcodes without running any (torch
+    rejects some pickles, e.g. protocol 4 ones, before it sees what they name); None for bytes that are no pickle."""
+    try:
+        blob = path.read_bytes()
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                blob = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return None
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(blob):
+            if op.name == "GLOBAL":
+                named = re.fullmatch(r"([\w.]+) ([\w.]+)", str(arg))
+                return f"{named.group(1)}.{named.group(2)}" if named else None
+            if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                name = f"{strings[-2]}.{strings[-1]}"
+                return name if re.fullmatch(r"[\w.]+", name) else None
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # garbage: opcodes end in an error
+        return None
+    return None
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import argparse
 import difflib
 import os
 import sys
+import warnings
+from typing import Any
 
 from .analysis import analyze
 from .analysis import commands as analysis_commands
@@ -137,6 +139,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderMayLeave:
+    """stdout for a command whose reader may go away (``cnnzoo train ... | head -1``): once it has, output is
+    dropped and the work goes on (training finishes, every file is written, the exit status is the run's own)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.gone = stream, False
+
+    def _left(self) -> None:
+        self.gone = True
+        try:  # what is still buffered goes nowhere, also at interpreter exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._left()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _warning_printer() -> Any:
+    """``warnings.showwarning`` for the CLI: one ``cnnzoo: warning: ...`` line (no source echo), each message once."""
+    shown: set[str] = set()
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            try:
+                print(f"cnnzoo: warning: {text}", file=sys.stderr if file is None else file)
+            except OSError:
+                pass
+
+    return show
+
+
 def _print_run_report(run_dir) -> None:
     """``RUN_DIR/report.html`` (curves, confusion matrix, the model per layer) and its path; a failure to draw is a
     warning only: the run's own files are written."""
@@ -152,20 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
-        code = int(args.func(args) or 0)
-        if code == 0 and getattr(args, "run_dir", None) is not None:  # `train` and `demo` end with the run's page
-            _print_run_report(args.run_dir)
-        return code
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer()
+            code = int(args.func(args) or 0)
+            if code == 0 and getattr(args, "run_dir", None) is not None:  # `train`, `demo`: the run's page too
+                _print_run_report(args.run_dir)
+            return code
     except UserError as exc:
         print(f"cnnzoo: error: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `cnnzoo summary vgg16 | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except KeyboardInterrupt:
         print("cnnzoo: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ensemble", help="average the softmax of several checkpoints",
         description="Evaluate several checkpoints and their ensemble, the average of their softmax outputs "
-        "(Krizhevsky et al. 2012: 7 CNNs, 18.2%% -> 15.4%% top-5 error). Members may be different architectures "
+        "(Krizhevsky et al. 2012: 7 CNNs, 18.2% -> 15.4% top-5 error). Members may be different architectures "
         "trained on the same classes; each sees the images as its own run's validation did.",
     )
     p.add_argument("members", nargs="+", metavar="CKPT_OR_RUN", help="run directories or checkpoint files")

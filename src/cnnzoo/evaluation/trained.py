@@ -11,6 +11,7 @@ validation did.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, read_checkpoint
+from ..checkpoint import CheckpointError, read_checkpoint, unusable_tensors
 from ..data import Data, FileSource, Geometry, TensorSource, load_data
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UserError
@@ -74,8 +75,7 @@ def load_trained(
     """
     if model is not None:
         model_info(model)  # an unknown name is refused first, with the closest registered names
-    path = resolve_checkpoint(path)
-    state, meta = read_checkpoint(path)
+    path, state, meta = _read_usable(Path(path).expanduser())
     saved = meta.get("model")
     if model is not None and saved is not None and model != saved:
         raise CheckpointError(f"{path}: a checkpoint of {saved}, not {model}")
@@ -95,10 +95,30 @@ def load_trained(
                            **meta.get("model_kwargs", {}))
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    bad = unusable_tensors(net)
+    if bad:  # never evaluated: every prediction would be NaN (or a fixed class)
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold inf/NaN (first {bad[0]}): not usable weights")
     return Trained(path=path, name=name, net=net.to(device).eval(), classes=classes, num_classes=num_classes,
                    in_channels=in_channels, image_size=image_size,
                    eval_resize=int(meta.get("eval_resize") or default_resize), mean=mean, std=std,
                    data=meta.get("data"), val_fraction=float(meta.get("val_fraction") or 0.2))
+
+
+def _read_usable(given: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint of ``given`` with its weights and metadata. In a run directory a damaged file falls back to the
+    next one (best -> last -> last.pt, with a warning)."""
+    first = resolve_checkpoint(given)
+    candidates = [given / n for n in RUN_FILES if (given / n).is_file()] if given.is_dir() else [first]
+    for i, path in enumerate(candidates):
+        try:
+            state, meta = read_checkpoint(path)
+        except CheckpointError as exc:
+            if i + 1 == len(candidates):
+                raise
+            warnings.warn(f"{exc}; using {candidates[i + 1]} instead", stacklevel=3)
+            continue
+        return path, state, meta
+    raise CheckpointError(f"{given}: no readable checkpoint")  # unreachable: candidates is never empty
 
 
 def eval_data(trained: Trained, spec: str | None, *, split: str = "val", val_fraction: float | None = None) -> Data:

@@ -39,6 +39,7 @@ def train(
     progress: bool | None = None,
     sync_bn: bool = False,
     on_nonfinite: str = "stop",
+    overwrite: bool = False,
     model_kwargs: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     log: Any = "print",
@@ -59,6 +60,7 @@ def train(
         checkpoints: write ``last``/``best`` checkpoints (off for smoke tests and benchmarks).
         sync_bn: under torchrun on CUDA, batch-norm statistics over the global batch (``SyncBatchNorm``).
         on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``guard``).
+        overwrite: ``out`` may hold an earlier run, whose files are removed first (default: refused).
         log: called with one line per epoch (default: print it; ``None``: silent).
 
     Every other keyword is a field of :class:`~cnnzoo.training.config.RunConfig`. Returns the trained model (eval
@@ -74,6 +76,7 @@ def train(
         model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
         amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
         checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite,
+        overwrite=overwrite,
     )
     net = model if isinstance(model, nn.Module) else None
     return run_training(config, net=net, data=given, log=print_line if log == "print" else log)

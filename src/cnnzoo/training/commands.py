@@ -34,7 +34,8 @@ examples:
 bad input:
   Unreadable image files (zero bytes, truncated, not an image, hidden files, decompression bombs) are skipped and
   listed in a warning and in summary.json. A non-finite loss stops training with the epoch and step named (exit 1);
-  --on-nonfinite skip drops such steps instead. SIGINT/SIGTERM save a checkpoint (exit 130/143).
+  --on-nonfinite skip drops such steps instead; weights that became non-finite are never saved. SIGINT/SIGTERM/SIGHUP
+  and a data-loading worker that dies save a checkpoint at the last finished step (exit 130/143/129, 1).
 """
 
 
@@ -57,7 +58,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="same as --set batch_size=N (under torchrun: the global batch, "
                    "split over the processes)")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the model's)")
-    p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
+    p.add_argument("--out", help="run directory (default: runs/<model>-<time>, never an existing one); an earlier "
+                   "run there is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out (its files are "
+                   "removed first)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
@@ -89,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         image_size=args.image_size, seed=args.seed, val_fraction=args.val_fraction, out=args.out, resume=args.resume,
         epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
-        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite,
+        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite,
     )
 
 

@@ -4,7 +4,9 @@
 (the model's own unless named, with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the
 seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/config.json`` and takes only the
 settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
-model, data, recipe, size or seed is refused, since the run would silently become another run.
+model, data, recipe, size or seed is refused, since the run would silently become another run. The one rule for the
+schedule: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer
+prints the change (``checks.replanned``).
 
 ``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
 steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.
@@ -60,6 +62,7 @@ class RunConfig:
     progress: bool | None = None  # None: only on a terminal
     sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
     on_nonfinite: str = "stop"  # stop | skip a step whose loss is inf/NaN
+    overwrite: bool = False  # ``out`` may hold an earlier run: its files are removed first (else: refused)
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -68,6 +71,8 @@ class RunConfig:
             raise UserError(f"--amp must be off, bf16 or fp16, got {self.amp!r}")
         if self.on_nonfinite not in POLICIES:
             raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {self.on_nonfinite!r}")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"--workers must be 0 (decode in this process) or more, got {self.workers}")
         check_val_fraction(self.val_fraction)
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -124,7 +129,8 @@ def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], se
     run = resume.parent if resume.is_file() else resume
     saved = read_run_config(run)
     if changes_recipe:
-        raise UserError(f"--resume {run}: the recipe cannot change on resume (see {run / 'config.json'})")
+        raise UserError(f"--resume {run}: the recipe cannot change on resume (see {run / 'config.json'}); only its "
+                        "length can, with --epochs N, which re-plans the schedule and prints the change")
     own = {"model": saved["model"], "data": saved["data"], "recipe": saved["recipe"]["name"],
            "image_size": saved["image_size"], "seed": saved["seed"]}
     for key, value in given.items():
@@ -152,11 +158,15 @@ def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str,
 
 
 def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
+    if info is None and image_size is not None and image_size < 1:
+        raise UserError(f"image_size must be a positive number of pixels, got {image_size}")
     if info is None:
         if image_size is None:
             raise UserError("training a module needs image_size= (the side of its square input)")
         return image_size
-    size = image_size or info.input_size[1]
+    if image_size is not None and image_size < 1:
+        raise UserError(f"--image-size must be a positive number of pixels, got {image_size}")
+    size = info.input_size[1] if image_size is None else image_size
     if size < info.test_size:
         raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
                         f"{info.test_size}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -77,9 +78,10 @@ class Recipe:
             (self.warmup in WARMUPS, _one_of("warmup", self.warmup, WARMUPS)),
             (self.pad_mode in ("zeros", "reflect"), _one_of("pad_mode", self.pad_mode, ("zeros", "reflect"))),
             (self.epochs is not None or self.iterations is not None, "set epochs or iterations"),
-            ((self.epochs or 1) > 0 and (self.iterations or 1) > 0, "epochs and iterations must be positive"),
+            ((self.epochs is None or self.epochs > 0) and (self.iterations is None or self.iterations > 0),
+             f"epochs and iterations must be at least 1 (got {self.epochs}, {self.iterations})"),
             (self.batch_size > 0, "batch_size must be positive"),
-            (self.lr > 0, "lr must be positive"),
+            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive finite number, got {self.lr}"),
             (0 <= self.momentum < 1 and self.weight_decay >= 0, "need 0 <= momentum < 1 and weight_decay >= 0"),
             (not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov needs momentum, no dampening"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
@@ -90,6 +92,11 @@ class Recipe:
             (0 < self.area_range[0] <= self.area_range[1] <= 1, "area_range must be 0 < lo <= hi <= 1"),
             (0 < self.aspect_range[0] <= self.aspect_range[1], "aspect_range must be 0 < lo <= hi"),
             (self.short_side_range_px[0] <= self.short_side_range_px[1], "short_side_range_px must be lo <= hi"),
+            (self.resize_px is None or self.crop_px <= self.resize_px,
+             f"crop_px {self.crop_px} is larger than the image it is cut from (resize_px {self.resize_px})"),
+            (self.augment != "scale_jitter" or self.crop_px <= self.short_side_range_px[0],
+             f"crop_px {self.crop_px} is larger than the smallest image it is cut from "
+             f"(short_side_range_px {self.short_side_range_px[0]})"),
         ]
         for ok, message in checks:
             if not ok:

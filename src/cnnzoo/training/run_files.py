@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
 from ..data import Data
+from ..errors import UserError
 from ..version import __version__
 from .config import RunConfig
 
@@ -145,8 +148,49 @@ class _Bar:
         self.bar.close()
 
 
-def default_run_dir(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+# what a run writes: an --out holding any of these is an earlier run, never written over without --overwrite
+RUN_FILE_NAMES = ("config.json", "metrics.jsonl", "summary.json", "confusion_matrix.csv", "last.pt", "previous.pt",
+                  "last.safetensors", "best.safetensors")
+
+
+def default_run_dir(name: str, root: str | Path = "runs") -> Path:
+    """``runs/<model>-<time>``, created here so that no other run can take it: two runs started in the same second
+    (fast restarts, several jobs) get ``-2``, ``-3``... Under torchrun rank 0 alone calls this and shares the name."""
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot create the run directory {path} ({exc.strerror}); pass --out DIR") from None
+    raise UserError(f"{base}: 10,000 runs started in one second; pass --out DIR")
+
+
+def check_out(out: Path, *, overwrite: bool) -> list[str]:
+    """Refuse an ``--out`` the run cannot own: a file, a folder it cannot write, an earlier run (unless
+    ``overwrite``: then that run's files are removed first, so that nothing of two runs ever mixes)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is an existing file, not a run directory")
+    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: cannot write in {existing} (permission denied or read-only)")
+    found = [name for name in RUN_FILE_NAMES if (out / name).exists()]
+    if found and not overwrite:
+        raise UserError(f"--out {out}: holds an earlier run ({', '.join(found)}); continue it with --resume {out}, "
+                        "or replace it with --overwrite")
+    return found  # removed by ``RunFiles.create(..., replace=found)``, once the new run has passed every check
+
+
+def row_for_json(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A metrics row as JSON: a non-finite value becomes null and is named under ``nonfinite``."""
+    out = {k: row[k] for k in keys if k in row}
+    bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
+    for k in bad:
+        out[k] = None
+    return {**out, "nonfinite": bad} if bad else out
 
 
 def confusion_csv(confusion: torch.Tensor, classes: tuple[str, ...] | list[str]) -> str:
@@ -167,10 +211,16 @@ class RunFiles:
     main: bool = True
 
     @classmethod
-    def create(cls, out: str | Path, *, main: bool = True) -> RunFiles:
+    def create(cls, out: str | Path, *, main: bool = True, replace: list[str] = ()) -> RunFiles:
         path = Path(out)
         if main:
-            path.mkdir(parents=True, exist_ok=True)
+            for name in replace:  # an earlier run's files (--overwrite): none of them may mix with this run's
+                (path / name).unlink(missing_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"--out {path}: cannot create it ({exc.strerror})") from None
+            ckpt.clean_stale_temps(path)  # left by writes a kill interrupted
         return cls(path, main)
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> _Bar:
@@ -188,7 +238,7 @@ class RunFiles:
         if not self.main:
             return
         keys = (*METRIC_FIELDS, "val_count", "train_images", "skipped_steps")
-        lines = (json.dumps({k: row[k] for k in keys if k in row}) for row in history)
+        lines = (json.dumps(row_for_json(row, keys), allow_nan=False) for row in history)
         ckpt.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
 
     def write_confusion(self, confusion: torch.Tensor, classes: tuple[str, ...]) -> None:

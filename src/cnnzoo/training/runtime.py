@@ -49,7 +49,7 @@ PER_ELEMENT_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.A
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM arrived: the state was checkpointed in ``out``; ``--resume out`` continues."""
+    """SIGINT/SIGTERM/SIGHUP arrived: the state was checkpointed in ``out``; ``--resume out`` continues."""
 
     def __init__(self, signum: int, out: Path) -> None:
         super().__init__(f"{signal.Signals(signum).name}: checkpoint saved; resume with --resume {out}")
@@ -57,11 +57,35 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP (the terminal closed)
+
+
+class WorkerDied(TrainingInterrupted):
+    """A data-loading process died (the OOM killer, a signal): checkpointed like a signal, exit status 1."""
+
+    def __init__(self, reason: str, out: Path) -> None:
+        KeyboardInterrupt.__init__(self, f"{reason}; checkpoint saved at the last finished step; resume with "
+                                   f"--resume {out}")
+        self.signum, self.out, self.reason = 0, out, reason
+
+    @property
+    def exit_code(self) -> int:
+        return 1
+
+
+def worker_death(exc: BaseException) -> str | None:
+    """The reason, when ``exc`` is PyTorch's report of a DataLoader worker that died; else None."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "DataLoader worker" in text:
+        return "a data-loading worker died (" + text.split(". ")[0].strip().rstrip(".") + ")"
+    return None
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class StopFlag:
-    """SIGINT/SIGTERM set a flag that the loop checks after every step; a second SIGINT interrupts at once."""
+    """SIGINT/SIGTERM/SIGHUP set a flag that the loop checks after every step; a second SIGINT interrupts at once."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -69,7 +93,7 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -86,9 +110,17 @@ class StopFlag:
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: cnnzoo runs on cpu, cuda (cuda:N) or mps, not {device.type}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
+        raise UserError(f"--device {device}: no CUDA device is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -276,6 +308,6 @@ def broadcast_buffers(net: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "all_reduce_max", "all_reduce_sum",
-           "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options", "resolve_device",
-           "rng_state", "set_rng_state", "wrap"]
+__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "WorkerDied", "all_reduce_max",
+           "all_reduce_sum", "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options",
+           "resolve_device", "rng_state", "set_rng_state", "worker_death", "wrap"]

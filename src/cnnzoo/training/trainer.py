@@ -9,7 +9,8 @@ After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last
 
 The same loop runs under ``torchrun`` (``runtime``: sharded loaders, DDP, sums reduced over the ranks, rank 0
 writes), and every decision that ends a run early, a signal or a non-finite loss (``guard``), is taken by all ranks
-at the same step. A run stopped by a signal resumes bit-identically on the CPU, mid-epoch included.
+at the same step. A run stopped by a signal (or by a data-loading worker that died) resumes bit-identically on the
+CPU with the same thread count, mid-epoch included. Weights that became non-finite are never saved (``check_weights``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,16 @@ from .. import checkpoint as ckpt
 from ..data import Data, load_data, make_loader
 from ..errors import UserError
 from ..registry import create_model
+from .checks import check_memory, replanned
 from .config import RunConfig, default_num_classes, default_workers, input_channels
 from .evaluate import acc_dtype, evaluate
 from .guard import NonFiniteLoss, StepGuard
 from .recipes import Recipe
 from .run import Run, RunResult
-from .run_files import RunFiles, config_record, default_run_dir, epoch_line, print_line, summary
-from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, all_reduce_sum, amp_dtype_for,
-                      broadcast_buffers, convert_sync_batchnorm, resolve_device, wrap)
+from .run_files import RunFiles, check_out, config_record, default_run_dir, epoch_line, print_line, summary
+from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_max,
+                      all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
+                      worker_death, wrap)
 from .schedules import Plateau, lr_at, make_sgd
 from .state import restore, save
 
@@ -51,11 +55,14 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     runtime = Runtime.from_env()
     device = runtime.device(resolve_device(config.device))
     path, state = ckpt.find_resume_state(Path(config.resume)) if config.resume else (None, None)
+    earlier = [] if config.out is None or config.resume else check_out(Path(config.out), overwrite=config.overwrite)
     recipe, size = config.recipe, config.image_size
     rank_batch = runtime.split_batch(recipe.batch_size)
     amp_dtype = amp_dtype_for(config.amp, device)
     if config.sync_bn and device.type != "cuda":
         convert_sync_batchnorm(nn.Identity(), device)  # refuses with the reason, before anything is written
+    if net is None:
+        check_memory(config.model, size, rank_batch, device)  # an absurd --image-size: refused before allocating
     runtime.start(device)
     in_channels = input_channels(config, net)
     if data is None:
@@ -64,6 +71,14 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     if state is not None and list(data.classes) != state["config"]["classes"]:
         raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
                         f"({data.num_classes} now, {len(state['config']['classes'])} then)")
+    # one step of the whole split: say so and record the batch used (too few images for a step: refused below)
+    if recipe.batch_size > len(data.train) >= 2 * runtime.world_size and state is None:
+        clamped = max(runtime.world_size, len(data.train) // runtime.world_size * runtime.world_size)
+        warnings.warn(f"batch_size {recipe.batch_size:,} is larger than the training split ({len(data.train):,} "
+                      f"images): using {clamped:,} (recorded in config.json)", stacklevel=2)
+        recipe = recipe.replace(batch_size=clamped)
+        config = config.replace(recipe=recipe)
+        rank_batch = runtime.split_batch(clamped)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     common = dict(batch_size=rank_batch, device=device, seed=config.seed, channels_last=channels_last,
                   workers=default_workers(config.workers, runtime.world_size), rank=runtime.rank,
@@ -80,6 +95,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     else:
         total_steps = recipe.iterations or recipe.epochs * steps_per_epoch
     num_epochs = math.ceil(total_steps / steps_per_epoch)
+    if state is not None and total_steps != state["config"]["total_steps"] and runtime.main and log is not None:
+        log(replanned(state, recipe, steps_per_epoch, total_steps))
 
     torch.manual_seed(config.seed)  # initial weights, then the shared dropout / drop-path stream, follow the seed
     random.seed(config.seed)
@@ -95,7 +112,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     record = config_record(config, data=data, eval_resize=val_loader.geo.resize, device=device, amp_dtype=amp_dtype,
                            channels_last=channels_last, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                            epochs=num_epochs, world_size=runtime.world_size)
-    out = runtime.broadcast(config.out if config.out is not None else default_run_dir(config.model))
+    out = runtime.broadcast(config.out if config.out is not None else
+                            default_run_dir(config.model) if runtime.main else None)
     ddp = wrap(net, device, runtime)
     forward = torch.compile(ddp) if config.compile else ddp
     # validation runs the bare network under torchrun: ranks hold different numbers of validation batches, and a
@@ -107,7 +125,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
         plateau=Plateau.from_recipe(recipe), guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
-        files=RunFiles.create(out, main=runtime.main), log=(log or _silent) if runtime.main else _silent,
+        files=RunFiles.create(out, main=runtime.main, replace=earlier),
+        log=(log or _silent) if runtime.main else _silent,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
         sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
@@ -130,17 +149,28 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     run.net.train()
     t0, seen_before, skipped = time.perf_counter(), run.seen, 0
     bar = run.files.progress(steps, run.step, f"epoch {epoch + 1}/{run.num_epochs}", run.config.progress, run.seen)
-    lr = run.recipe.lr
-    for step, (x, y) in enumerate(run.train_loader.epoch(epoch, run.step), start=run.step):
-        if step >= steps:
+    lr, done = None, run.step
+    batches = enumerate(run.train_loader.epoch(epoch, run.step), start=run.step)
+    while done < steps:
+        try:
+            step, (x, y) = next(batches)
+            lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
+                       plateau_factor=run.plateau.lr_factor)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
+                run.streams.begin_step(epoch, step)
+                skipped += not sgd_step(run, x, y, epoch * spe + step)
+            done = step + 1
+        except StopIteration:
             break
-        lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
-                   plateau_factor=run.plateau.lr_factor)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
-        if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
-            run.streams.begin_step(epoch, step)
-            skipped += not sgd_step(run, x, y, epoch * spe + step)
+        except RuntimeError as exc:  # a loader worker killed (OOM killer, a signal): stop as a signal would
+            reason = worker_death(exc)
+            if reason is None:
+                raise
+            bar.close()
+            _stop_mid_epoch(run, epoch, done, seen_before, t0, reason)
+            raise WorkerDied(reason, run.files.out) from None
         bar.step(run.sums, run.seen, lr)
         signum, bad, value = run.guard.poll(stop.signum, step, force=step + 1 == steps)
         if bad is not None:  # nothing after the bad step is saved: the last checkpoint stays the good one
@@ -150,12 +180,11 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             raise NonFiniteLoss(message, run.files.out)
         if signum is not None:  # checkpoint mid-epoch; the resumed run replays the rest exactly
             bar.close()
-            run.train_seconds += time.perf_counter() - t0
-            partial = _reduced(run, seen_before)
-            run.images_seen += int(partial[3])
-            save(run, epoch, step + 1, partial)
-            finish(run, interrupted=True, reason=signal.Signals(signum).name)
+            _stop_mid_epoch(run, epoch, step + 1, seen_before, t0, signal.Signals(signum).name)
             raise TrainingInterrupted(signum, run.files.out)
+    if lr is None:  # resumed after the epoch's last step: log the lr that step used, not the recipe's base lr
+        lr = lr_at(epoch * spe + max(steps - 1, 0), run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
+                   plateau_factor=run.plateau.lr_factor)
     bar.close()
     loss_sum, hits, count, new_images = _reduced(run, seen_before)
     seconds = time.perf_counter() - t0  # after the read above: the device has caught up
@@ -165,6 +194,31 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             "train_top1": 100.0 * hits / max(count, 1.0), "images_per_s": new_images / max(seconds, 1e-9),
             "train_seconds": seconds, "train_images": int(count),
             **({"skipped_steps": skipped} if run.config.on_nonfinite == "skip" else {})}
+
+
+def _stop_mid_epoch(run: Run, epoch: int, done: int, seen_before: int, t0: float, reason: str) -> None:
+    """Checkpoint after step ``done`` of ``epoch`` (weights checked first) and write the summary with ``reason``."""
+    run.train_seconds += time.perf_counter() - t0
+    partial = _reduced(run, seen_before)
+    run.images_seen += int(partial[3])
+    check_weights(run, f"epoch {epoch + 1}, step {done}")
+    save(run, epoch, done, partial)
+    finish(run, interrupted=True, reason=reason)
+
+
+def check_weights(run: Run, where: str) -> None:
+    """Weights that became non-finite (``checkpoint.unusable_tensors``) are never saved, as ``last`` or ``best``:
+    training stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
+    bad = ckpt.unusable_tensors(run.net)
+    # every rank decides alike (batch-norm statistics may differ between ranks): one stops, all stop
+    if not all_reduce_max(torch.tensor([len(bad)], device=run.device)).item():
+        return
+    bad = bad or ["on another process"]
+    message = (f"{len(bad)} tensors of the network became non-finite (inf/NaN; first {bad[0]}) by {where}; "
+               f"training stopped and nothing of it was saved, {run.last_good}. Lower the learning rate "
+               "(--set lr=...)")
+    finish(run, interrupted=True, reason=message)
+    raise NonFiniteLoss(message, run.files.out)
 
 
 def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool:
@@ -232,6 +286,7 @@ def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data 
         while run.epoch < run.num_epochs:
             t0 = time.perf_counter()
             row = train_epoch(run, stop)
+            check_weights(run, f"the end of epoch {run.epoch + 1}")
             confusion = validate(run, row)
             end_epoch(run, row, confusion, t0)
             signum, _, _ = run.guard.poll(stop.signum, 0, force=True)
