@@ -77,6 +77,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
                    help="a step whose loss is inf/NaN: stop training, naming the epoch and step (default), or skip "
                    "the step (20 in a row still stop)")
+    p.add_argument("--model-arg", dest="model_args", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the model's class, e.g. --model-arg dropout=0.3 --model-arg drop_path_rate=0.2")
+    p.add_argument("--cache", choices=("auto", "memory", "disk", "off"), default="auto",
+                   help="image folders: decode once and hold in memory when they fit a quarter of the free memory "
+                   "(auto, default; also kept on disk for the next run), always in memory, through a disk cache, or "
+                   "decode every epoch (off)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's); recorded in config.json")
     p.set_defaults(func=_cmd_train)
 
 
@@ -89,7 +96,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         image_size=args.image_size, seed=args.seed, val_fraction=args.val_fraction, out=args.out, resume=args.resume,
         epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
-        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite,
+        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, threads=args.threads,
+        **({"model_kwargs": args.model_args, "cache": args.cache} if args.resume is None else {}),
     )
 
 
