@@ -15,7 +15,7 @@ What is stored, per split, at the resolution the run needs and no more:
   §4.1; scale jitter: its largest short side), so every crop box is drawn from the same stored image. A non-square
   photo loses the sides outside its centre square, as its evaluation view does.
 
-``--cache disk`` (and ``auto`` when the disk has room) writes the decoded arrays once to a folder under
+``--cache disk`` (and ``auto`` when decoding took more than ``AUTO_DISK_SECONDS`` and the disk has room) writes the decoded arrays once to a folder under
 ``$CNNZOO_CACHE`` (default ``~/.cache/cnnzoo``) keyed by the file list, every file's size and modification time and
 the stored resolution: a second run on the same folder reads them back instead of decoding, and a changed, added or
 removed file gives another key. A file that fails to decode is skipped, warned about and listed in
@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -46,6 +47,7 @@ from .sources import Data, FileSource, TensorSource
 CACHE_MODES = ("auto", "memory", "disk", "off")
 RRC_RESIZE = 1.14  # Krizhevsky et al. 2012 §4.1: 224 crops of 256 images (256 / 224)
 _VERSION = 1  # of the stored layout
+AUTO_DISK_SECONDS = 5.0  # auto keeps a disk copy when decoding took longer than this (tiny folders: memory only)
 
 
 def stored_side(geo: Geometry) -> int:
@@ -81,8 +83,10 @@ def hold_folder(
     stored = _read(folder) if mode != "memory" else None
     held = "cache" if stored is not None else "resident"
     if stored is None:
+        t0 = time.perf_counter()
         stored = _decode_all(data, train_geo, side, eval_geo, threads=threads, progress=progress)
-        if mode == "disk" or (mode == "auto" and _disk_free(folder) > 4 * need):
+        slow = time.perf_counter() - t0 > AUTO_DISK_SECONDS
+        if mode == "disk" or (mode == "auto" and slow and _disk_free(folder) > 4 * need):
             _write(folder, stored)
     train, val, skipped = stored
     for path in skipped:

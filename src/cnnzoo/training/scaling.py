@@ -129,9 +129,9 @@ def _original(recipe: Recipe) -> str:
 def _cannot_happen(recipe: Recipe, steps_per_epoch: int, total_steps: int) -> tuple[str, ...]:
     notes = []
     if recipe.schedule == "multistep":
-        late = [s for s in milestone_steps(recipe, steps_per_epoch, total_steps) if s >= total_steps]
+        late = sorted({s for s in milestone_steps(recipe, steps_per_epoch, total_steps) if s >= total_steps})
         if late:
-            notes.append(f"the lr drop at step {'/'.join(map(str, late))} cannot happen: the run ends at step "
+            notes.append(f"the lr drop at step {' and '.join(map(str, late))} cannot happen: the run ends at step "
                          f"{total_steps}")
     if recipe.schedule == "step" and round(recipe.step_epochs * steps_per_epoch) >= total_steps:
         notes.append(f"the step schedule's first drop (every {recipe.step_epochs:g} epochs) cannot happen in "
