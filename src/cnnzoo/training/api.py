@@ -43,6 +43,8 @@ def train(
     model_name: str | None = None,
     cache: str = "auto",
     threads: int | None = None,
+    weights: str | Path | None = None,
+    freeze: str | None = None,
     log: Any = "print",
 ) -> RunResult:
     """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
@@ -63,6 +65,8 @@ def train(
         on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``guard``).
         cache: image folders: ``"auto"`` (decoded once, held in memory when they fit a quarter of the free
             memory, kept on disk for the next run), ``"memory"``, ``"disk"`` or ``"off"`` (decoded every epoch).
+        weights: fine-tune from this file (every tensor that fits is loaded, a classifier of another class
+            count is new; default recipe ``finetune``); ``freeze="backbone"`` trains the classifier alone.
         threads: CPU threads (``torch.set_num_threads``; default: torch's), recorded in config.json.
         log: called with one line per epoch (default: print it; ``None``: silent).
 
@@ -79,7 +83,8 @@ def train(
         model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
         amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
         checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite, threads=threads,
-        **({"cache": cache} if resume is None else {}),
+        **({"cache": cache, "weights": None if weights is None else str(weights), "freeze": freeze}
+           if resume is None else {}),
     )
     net = model if isinstance(model, nn.Module) else None
     return run_training(config, net=net, data=given, log=print_line if log == "print" else log)

@@ -83,6 +83,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="image folders: decode once and hold in memory when they fit a quarter of the free memory "
                    "(auto, default; also kept on disk for the next run), always in memory, through a disk cache, or "
                    "decode every epoch (off)")
+    p.add_argument("--weights", metavar="FILE", help="fine-tune: start from these weights (a torchvision .pth for "
+                   "the _tv/torchvision-named models, or a cnnzoo run's weights); a classifier of another class count "
+                   "is replaced; default recipe: finetune")
+    p.add_argument("--freeze", choices=("backbone",), help="with --weights: train the classifier only")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's); recorded in config.json")
     p.set_defaults(func=_cmd_train)
 
@@ -97,7 +101,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
         sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, threads=args.threads,
-        **({"model_kwargs": args.model_args, "cache": args.cache} if args.resume is None else {}),
+        **({"model_kwargs": args.model_args, "cache": args.cache, "weights": args.weights, "freeze": args.freeze}
+           if args.resume is None else {}),
     )
 
 

@@ -66,6 +66,8 @@ class RunConfig:
     recipe_set: tuple[str, ...] = ()  # the recipe fields the user set (--set): taken as written, never rescaled
     cache: str = "auto"  # image folders: auto | memory | disk | off (see data/cache.py)
     threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
+    weights: str | None = None  # fine-tuning: start from these weights (training/finetune.py)
+    freeze: str | None = None  # "backbone": train the classifier only
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -77,6 +79,10 @@ class RunConfig:
         check_val_fraction(self.val_fraction)
         if self.cache not in CACHE_MODES:
             raise UserError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
+        if self.freeze is not None and self.freeze != "backbone":
+            raise UserError(f"--freeze must be 'backbone', got {self.freeze!r}")
+        if self.freeze is not None and self.weights is None:
+            raise UserError("--freeze backbone needs --weights (a backbone to keep)")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
 
@@ -133,6 +139,11 @@ def configure(
                     and not {"epochs", "iterations"} & set(changes))
     if quick_digits:
         recipe, image_size = "quick", image_size or QUICK_DIGITS_SIZE
+    if session.get("weights") is not None:
+        session["weights"] = str(Path(session["weights"]).expanduser())
+        if not Path(session["weights"]).is_file():
+            raise UserError(f"--weights {session['weights']}: no such file")
+        recipe = recipe or "finetune"  # fine-tuning: not the paper's from-scratch schedule
     resolved = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"), changes)
     kwargs = parse_model_args(name, model_kwargs or {}) if info else dict(model_kwargs or {})
     return RunConfig(model=name, recipe=resolved, image_size=check_image_size(image_size, info),

@@ -34,6 +34,7 @@ from ..errors import UserError
 from ..registry import create_model
 from .config import RunConfig, default_num_classes, default_workers, input_channels
 from .evaluate import acc_dtype, evaluate
+from .finetune import freeze, head_module, head_parameters, load_pretrained
 from .guard import NonFiniteLoss, StepGuard
 from .header import eta, header_lines
 from .recipes import Recipe
@@ -93,6 +94,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     schedule = fit_schedule(recipe, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                             explicit=config.recipe_set)  # the recipe's shape at this run's length
 
+    net_given, pretrained = net, None
     torch.manual_seed(config.seed)  # initial weights, then the shared dropout / drop-path stream, follow the seed
     random.seed(config.seed)
     if net is None:
@@ -104,6 +106,9 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
                 raise
             options = " ".join(f"{k}={v}" for k, v in config.model_kwargs.items())
             raise UserError(f"--model-arg {options}: {config.model}: {exc}") from None
+    if config.weights is not None and state is None:  # fine-tuning (a resumed run has its own weights)
+        pretrained = load_pretrained(net, config.weights, model=config.model if net_given is None else None)
+    frozen = freeze(net, config.freeze)
     if config.sync_bn:
         net = convert_sync_batchnorm(net, device)
     net.to(device)
@@ -128,7 +133,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     evaluator = forward if not runtime.distributed else (torch.compile(net) if config.compile else net)
     run = Run(
         config=config, record=record, runtime=runtime, device=device, amp_dtype=amp_dtype, data=data, net=net,
-        forward=forward, evaluator=evaluator, optimizer=make_sgd(net, recipe, device),
+        forward=forward, evaluator=evaluator, optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None),
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
         plateau=Plateau.from_recipe(schedule.recipe), guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
@@ -137,6 +142,10 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
     )
+    if pretrained is not None:
+        header.insert(2, pretrained.line(str(config.weights)))
+    if frozen:
+        header.insert(3 if pretrained is not None else 2, f"frozen: {frozen:,} backbone parameters (training the head {head_module(net)[0]} only)")
     for line in header:
         run.log(line)
     for note in schedule.warnings:
@@ -162,7 +171,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
         lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                    plateau_factor=run.plateau.lr_factor)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
             run.streams.begin_step(epoch, step)
             skipped += not sgd_step(run, x, y, epoch * spe + step)
