@@ -168,3 +168,15 @@ def test_resumed_run_on_a_cached_folder_is_bit_identical(tmp_path):
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     assert [r["train_loss"] for r in whole.history] == [r["train_loss"] for r in resumed.history]
+
+
+def test_streamed_folder_with_persistent_workers_replays_the_same_epochs(tmp_path):
+    """--cache off: files decoded by loader workers that persist over epochs; the epoch travels with each index."""
+    root = _folder(tmp_path / "d")
+    kw = dict(data=str(root), epochs=2, cache="off", checkpoints=False, **{**QUIET, "workers": 0})
+    inline = train("resnet20", out=tmp_path / "a", **kw)
+    workers = train("resnet20", out=tmp_path / "b", **{**kw, "workers": 2})
+    assert [r["train_loss"] for r in inline.history] == [r["train_loss"] for r in workers.history]
+    assert inline.history[0]["train_loss"] != inline.history[1]["train_loss"]
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["data_held"] == "streamed" and config["cache"] == "off"

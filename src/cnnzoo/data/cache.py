@@ -69,8 +69,10 @@ def hold_folder(
     apply to what is stored; unchanged when the data is resident already, ``mode`` is ``off`` or it does not fit."""
     if mode not in CACHE_MODES:
         raise UserError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
-    if mode == "off" or not isinstance(data.train, FileSource):
+    if not isinstance(data.train, FileSource):
         return data, train_geo, eval_geo
+    if mode == "off":
+        return replace(data, held="streamed"), train_geo, eval_geo
     device = device or torch.device("cpu")
     side = stored_side(train_geo)
     c = data.in_channels

@@ -189,7 +189,10 @@ def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> tor
 
 
 class FolderDataset(Dataset):
-    """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay."""
+    """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay.
+
+    An item is an index (of ``self.epoch``) or an ``(epoch, index)`` pair: the loader's persistent workers get the
+    epoch with every index, since their copies of the dataset never see ``self.epoch`` change."""
 
     def __init__(self, source: FileSource, geo: Geometry, *, channels: int, train: bool, seed: int) -> None:
         self.source, self.geo, self.channels, self.train, self.seed = source, geo, channels, train, seed
@@ -198,15 +201,19 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         """The image and its label; a file that fails to decode gives a blank image labelled ``-1 - index``, which
         the loader drops from the batch and reports (an exception here would end the epoch for every file)."""
+        epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
+        # JPEG draft decoding only where the image is then shrunk to a fixed short side (not random-resized crops,
+        # whose boxes are drawn in the full image's pixels)
+        shrink = not self.train or self.geo.policy in ("pad_crop", "none", "random_crop")
         try:
-            img = decode_image_file(self.source.paths[index], self.channels)
+            img = decode_image_file(self.source.paths[index], self.channels, self.geo.resize if shrink else None)
         except UserError:
             return torch.zeros(self.channels, self.geo.size, self.geo.size, dtype=torch.uint8), -1 - index
         if self.train:
-            img = augment_image(img, self.geo, rng(self.seed, self.epoch, index))
+            img = augment_image(img, self.geo, rng(self.seed, epoch, index))
         else:
             img = resize_center_crop(img, self.geo).round().clamp(0, 255).to(torch.uint8)
         return img.contiguous(), self.source.labels[index]
