@@ -21,7 +21,7 @@ from ..checkpoint import WeightsError, read_state_dict
 from ..errors import UserError
 from ..layers.residual import ZeroPadShortcut
 from ..models.resnet import torchvision_key_map as resnet_key_map
-from ..registry import _entry
+from ..registry import _entry, create_model
 
 FREEZE = ("backbone",)
 
@@ -35,7 +35,33 @@ class Loaded:
     def line(self, source: str) -> str:
         new = f"; new: {', '.join(self.new)}" if self.new else "; nothing new"
         extra = f"; {len(self.ignored)} tensors of the file unused" if self.ignored else ""
-        return f"weights: loaded {len(self.loaded)} of {len(self.loaded) + len(self.new)} tensors from {source}{new}{extra}"
+        total = len(self.loaded) + len(self.new)
+        return f"weights: loaded {len(self.loaded)} of {total} tensors from {source}{new}{extra}"
+
+
+def start_net(config: Any, net: nn.Module | None, *, num_classes: int, in_channels: int, resumed: bool
+              ) -> tuple[nn.Module, list[str]]:
+    """The run's network (``create_model`` with the ``--model-arg`` options unless ``net`` is given), its
+    ``--weights`` loaded (a fresh run only: a resumed run has its own) and ``--freeze`` applied; and the header
+    lines saying what was loaded, what is new and what is frozen."""
+    lines = []
+    if net is None:
+        try:
+            net = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **config.model_kwargs)
+        except (ValueError, TypeError) as exc:  # an option the family refuses for this network
+            if not config.model_kwargs:
+                raise
+            options = " ".join(f"{k}={v}" for k, v in config.model_kwargs.items())
+            raise UserError(f"--model-arg {options}: {config.model}: {exc}") from None
+        model = config.model
+    else:
+        model = None
+    if config.weights is not None and not resumed:
+        lines.append(load_pretrained(net, config.weights, model=model).line(str(config.weights)))
+    frozen = freeze(net, config.freeze)
+    if frozen:
+        lines.append(f"frozen: {frozen:,} backbone parameters (training the head {head_module(net)[0]} only)")
+    return net, lines
 
 
 def load_pretrained(net: nn.Module, source: str | Path | dict[str, Any], *, model: str | None = None) -> Loaded:
@@ -99,4 +125,4 @@ def _registered(model: str) -> bool:
     return True
 
 
-__all__ = ["FREEZE", "Loaded", "freeze", "head_module", "head_parameters", "load_pretrained"]
+__all__ = ["FREEZE", "Loaded", "freeze", "head_module", "head_parameters", "load_pretrained", "start_net"]

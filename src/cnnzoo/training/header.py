@@ -20,7 +20,8 @@ HELD = {"resident": "held in memory (decoded once)", "cache": "held in memory (r
 
 
 def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, schedule_line: str,
-                 steps_per_epoch: int, total_steps: int, num_epochs: int) -> list[str]:
+                 steps_per_epoch: int, total_steps: int, num_epochs: int, extra: list[str] = ()) -> list[str]:
+    """``extra``: lines after the model's (fine-tuning: what was loaded, what is frozen)."""
     recipe = config.recipe
     layout = f" ({data.layout})" if data.layout else ""
     held = HELD.get(data.held, data.held) if data.layout else "resident on the device"
@@ -32,6 +33,7 @@ def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, s
         f"data: {data.spec}{layout}, {data.num_classes} classes, {len(data.train):,} training / "
         f"{len(data.val):,} validation images, {held}",
         f"model: {config.model}, {params:,} parameters{options}",
+        *extra,
         f"recipe: {recipe.name}{default} ({recipe.source})",
         schedule_line,
         augmentation_line(geo),

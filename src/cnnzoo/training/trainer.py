@@ -34,7 +34,7 @@ from ..errors import UserError
 from ..registry import create_model
 from .config import RunConfig, default_num_classes, default_workers, input_channels
 from .evaluate import acc_dtype, evaluate
-from .finetune import freeze, head_module, head_parameters, load_pretrained
+from .finetune import head_parameters, start_net
 from .guard import NonFiniteLoss, StepGuard
 from .header import eta, header_lines
 from .recipes import Recipe
@@ -66,8 +66,9 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         torch.set_num_threads(config.threads)
     in_channels = input_channels(config, net)
     if data is None:
-        data = load_data(config.data, image_size=size, in_channels=in_channels, num_classes=default_num_classes(config, net),
-                         val_fraction=config.val_fraction, download=config.download)
+        data = load_data(config.data, image_size=size, in_channels=in_channels,
+                         num_classes=default_num_classes(config, net), val_fraction=config.val_fraction,
+                         download=config.download)
     # a small image folder is decoded once and trained like CIFAR (data/cache.py)
     data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
                                             mode=config.cache, device=device, threads=config.threads,
@@ -94,21 +95,11 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     schedule = fit_schedule(recipe, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                             explicit=config.recipe_set)  # the recipe's shape at this run's length
 
-    net_given, pretrained = net, None
     torch.manual_seed(config.seed)  # initial weights, then the shared dropout / drop-path stream, follow the seed
     random.seed(config.seed)
-    if net is None:
-        try:
-            net = create_model(config.model, num_classes=data.num_classes, in_channels=in_channels,
-                               **config.model_kwargs)
-        except (ValueError, TypeError) as exc:  # an option the family refuses for this network
-            if not config.model_kwargs:
-                raise
-            options = " ".join(f"{k}={v}" for k, v in config.model_kwargs.items())
-            raise UserError(f"--model-arg {options}: {config.model}: {exc}") from None
-    if config.weights is not None and state is None:  # fine-tuning (a resumed run has its own weights)
-        pretrained = load_pretrained(net, config.weights, model=config.model if net_given is None else None)
-    frozen = freeze(net, config.freeze)
+    # the model with its --model-arg options; fine-tuning: --weights (not on resume) and --freeze
+    net, start_lines = start_net(config, net, num_classes=data.num_classes, in_channels=in_channels,
+                                 resumed=state is not None)
     if config.sync_bn:
         net = convert_sync_batchnorm(net, device)
     net.to(device)
@@ -123,7 +114,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
                   threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout)
     header = header_lines(config, data, params=sum(p.numel() for p in net.parameters()), geo=recipe.geometry(size),
                           schedule_line=schedule.line, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                          num_epochs=num_epochs)
+                          num_epochs=num_epochs, extra=start_lines)
     config = config.replace(recipe=schedule.recipe)  # the run trains with the fitted schedule
     out = runtime.broadcast(config.out if config.out is not None else default_run_dir(config.model))
     ddp = wrap(net, device, runtime)
@@ -133,19 +124,17 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     evaluator = forward if not runtime.distributed else (torch.compile(net) if config.compile else net)
     run = Run(
         config=config, record=record, runtime=runtime, device=device, amp_dtype=amp_dtype, data=data, net=net,
-        forward=forward, evaluator=evaluator, optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None),
+        forward=forward, evaluator=evaluator,
+        optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None),
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
-        plateau=Plateau.from_recipe(schedule.recipe), guard=StepGuard(device, runtime, policy=config.on_nonfinite),
+        plateau=Plateau.from_recipe(schedule.recipe),
+        guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
         files=RunFiles.create(out, main=runtime.main), log=(log or _silent) if runtime.main else _silent,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
         sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
     )
-    if pretrained is not None:
-        header.insert(2, pretrained.line(str(config.weights)))
-    if frozen:
-        header.insert(3 if pretrained is not None else 2, f"frozen: {frozen:,} backbone parameters (training the head {head_module(net)[0]} only)")
     for line in header:
         run.log(line)
     for note in schedule.warnings:
@@ -246,7 +235,8 @@ def end_epoch(run: Run, row: dict[str, Any], confusion: torch.Tensor, t0: float)
     run.files.write_metrics(run.history)
     run.files.write_confusion(confusion, run.data.classes)
     save(run, run.epoch, 0)
-    run.log(epoch_line(row, run.num_epochs) + eta(sum(r["seconds"] for r in run.history), run.epoch, run.num_epochs))
+    run.log(epoch_line(row, run.num_epochs) + eta(sum(r["seconds"] for r in run.history), run.epoch,
+                                                  run.num_epochs))
 
 
 def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[str, Any]:
