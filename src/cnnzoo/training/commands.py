@@ -21,13 +21,18 @@ data:
   synthetic[:N]       N random images of the model's input size (smoke tests, benchmarks)
   cifar10:PATH        CIFAR-10 python batches in PATH (or PATH/cifar-10-batches-py); --download when online
   cifar100:PATH       CIFAR-100 python batches (PATH or PATH/cifar-100-python)
-  PATH                an image folder: PATH/train/<class>/*, PATH/val/<class>/*, or PATH/<class>/* split by
-                      --val-fraction (fixed seed)
+  PATH                an image folder: PATH/train/<class>/* with PATH/val/<class>/* (or PATH/test/, used as
+                      validation), or PATH/train/ alone or PATH/<class>/* split by --val-fraction (fixed seed);
+                      decoded once and held in memory when it fits (--cache)
+
+Most papers' recipes flip images: digits, text and other non-mirror-symmetric data need --set flip=false.
+--epochs N keeps the recipe's shape: its milestones, warm-up and patience scale to the run (the schedule: line).
 
 examples:
   cnnzoo train resnet20 --data digits --recipe quick --image-size 16
   cnnzoo train resnet56 --data cifar10:~/data --out runs/r56
   cnnzoo train resnet20 --data ~/photos --set lr=0.05 milestones_epochs=30,60 --epochs 90
+  cnnzoo train resnet50_tv --weights resnet50-11ad3fa6.pth --data ~/photos --freeze backbone
   cnnzoo train --resume runs/r56
   torchrun --nproc_per_node 4 -m cnnzoo train resnet50 --data ~/imagenet --sync-bn   # 4 GPUs, global batch 256
 
