@@ -272,13 +272,13 @@ def test_cli_mistakes_are_one_line_with_the_closest_choices_exit_2(argv, text, t
 
 
 def test_a_rejected_run_leaves_no_run_folder(tmp_path, capsys):
-    """Bug 6: a run refused after its settings were read (too few images, a bad length) left an empty folder."""
+    """Bug 6: a run refused after its settings were read (one class, a bad length) left an empty folder."""
     _image(np.random.RandomState(3), tmp_path / "one" / "a" / "0.png")  # one image: one for training, none to spare
     out = tmp_path / "run"
     base = ["train", "resnet20", "--image-size", "8", "--device", "cpu", "--out", str(out)]
     assert main([*base, "--data", str(tmp_path / "one")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "the training split has fewer than 2 images" in err
+    assert err.count("\n") == 1 and "found one class folder (a)" in err
     assert not out.exists()
     assert main([*base, "--data", "synthetic:8", "--epochs", "0"]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err

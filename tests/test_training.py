@@ -456,7 +456,12 @@ def _readline(proc: subprocess.Popen, timeout: float = 300) -> str:
 
 
 def _expect_line(proc: subprocess.Popen, start: str) -> None:
+    """The next line starting with ``start`` (a run's header lines come first)."""
     line = _readline(proc)
+    for _ in range(20):
+        if line.startswith(start) or not line:
+            break
+        line = _readline(proc)
     if not line.startswith(start):
         proc.kill()
         pytest.fail(f"expected {start!r}, got {line!r}; stderr: {proc.stderr.read()[-2000:]}")

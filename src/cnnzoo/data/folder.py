@@ -21,6 +21,7 @@ folder without a single readable image, or a path that is not there, is an error
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -49,35 +50,71 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed: int) -> Data:
+    """The folder's layout (``train/`` + ``val/``, ``train/`` + ``test/``, ``train/`` alone or ``<class>/``
+    folders, the last two split by ``val_fraction``), checked before anything is decoded: every misreading is a
+    one-line error saying what was found and what is expected."""
     root = Path(spec).expanduser()
     if not root.is_dir():
         raise UserError(f"--data {spec}: not 'digits', 'synthetic', 'cifar10:PATH', 'cifar100:PATH' or a folder")
     skipped: list[str] = []
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        classes = class_folder_names(root / "train")
-        train = _scan(root / "train", classes, skipped)
-        extra = sorted(set(class_folder_names(root / "val")) - set(classes))
+    tree, held_out, layout = _layout(root)
+    classes = _classes(tree)
+    if held_out is not None:
+        extra = sorted(set(class_folder_names(held_out)) - set(classes))
         if extra:
-            raise UserError(f"{root / 'val'}: classes {', '.join(extra)} are not in {root / 'train'}")
-        val = _scan(root / "val", classes, skipped)
+            raise UserError(f"{held_out}: classes {', '.join(extra)} are not in {tree}")
+        train = _scan(tree, classes, skipped)
+        val = _scan(held_out, classes, skipped)
     else:
-        classes = class_folder_names(root)
-        every = _scan(root, classes, skipped)
+        every = _scan(tree, classes, skipped)
+        if len(every) == 0:
+            raise UserError(f"{tree}: no readable images in its class folders {', '.join(classes)}")
         train_idx, val_idx = stratified_split(torch.tensor(every.labels), val_fraction, split_seed)
         train = FileSource([every.paths[i] for i in train_idx], [every.labels[i] for i in train_idx])
         val = FileSource([every.paths[i] for i in val_idx], [every.labels[i] for i in val_idx])
-    if not classes:
-        raise UserError(f"{root}: no class folders (expected {root}/<class>/<image> or {root}/train/<class>/...)")
     if len(train) == 0:
-        raise UserError(f"{root}: no readable images")
+        raise UserError(f"{tree}: no readable images in its class folders {', '.join(classes)}")
     empty = [name for label, name in enumerate(classes) if label not in set(train.labels)]
     if empty:
-        where = root / "train" if (root / "train").is_dir() and (root / "val").is_dir() else root
-        raise UserError(f"{where}: no readable training images in class folders {', '.join(empty)} (every class "
+        raise UserError(f"{tree}: no readable training images in class folders {', '.join(empty)} (every class "
                         "needs at least one; remove or fill them)")
+    if len(val) == 0:
+        where = held_out if held_out is not None else f"{tree} split by --val-fraction {val_fraction}"
+        raise UserError(f"{where}: the validation split is empty (put images in {held_out or tree}/<class>/, or "
+                        "use a class with at least two images or a larger --val-fraction)")
     warn_skipped(skipped)
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ((0.449,), (0.226,))
-    return Data(str(root), tuple(classes), train, val, in_channels, mean, std, skipped)
+    return Data(str(root), tuple(classes), train, val, in_channels, mean, std, skipped, layout=layout)
+
+
+_EXPECTED = "expected PATH/train/<class>/<image> (+ PATH/val/ or PATH/test/) or PATH/<class>/<image>"
+
+
+def _layout(root: Path) -> tuple[Path, Path | None, str]:
+    """(training tree, held-out tree or None to split, the layout in words)."""
+    train, val, test = root / "train", root / "val", root / "test"
+    if train.is_dir():
+        if val.is_dir():
+            return train, val, "train/ + val/"
+        if test.is_dir():
+            return train, test, "train/ + test/ (test/ used as validation: no val/ folder)"
+        return train, None, "train/ alone, split by --val-fraction"
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            raise UserError(f"{root}: found {name}/ but no train/ folder; {_EXPECTED}")
+    return root, None, "<class>/ folders, split by --val-fraction"
+
+
+def _classes(tree: Path) -> list[str]:
+    classes = class_folder_names(tree)
+    if not classes:
+        images = sum(1 for p in tree.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        found = f"{images} images but no class folders" if images else "an empty folder (no class folders)"
+        raise UserError(f"{tree}: found {found}; {_EXPECTED}")
+    if len(classes) < 2:
+        raise UserError(f"{tree}: found one class folder ({classes[0]}); a classifier needs at least two "
+                        f"({_EXPECTED})")
+    return classes
 
 
 def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
@@ -104,8 +141,11 @@ def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
     return FileSource(paths, labels)
 
 
-def decode_image_file(path: str, channels: int) -> torch.Tensor:
+def decode_image_file(path: str, channels: int, min_side: int | None = None) -> torch.Tensor:
     """uint8 (channels, H, W) through PIL and torchvision's ``pil_to_tensor``; EXIF orientation applied.
+
+    ``min_side``: the image will be downscaled to this short side, so a JPEG may be decoded at 1/2, 1/4 or 1/8 of
+    its size (PIL's draft mode, DCT scaling) as long as its short side stays at least ``min_side``.
 
     PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16/32-bit grayscale keeps its high byte
     (PIL would saturate it). torchvision.io's decoders are deprecated as of torchvision 0.29, so they are not used.
@@ -114,6 +154,9 @@ def decode_image_file(path: str, channels: int) -> torch.Tensor:
 
     try:
         with open_image(path) as im:
+            if min_side is not None and im.format == "JPEG" and min(im.size) > 2 * min_side:
+                scale = min_side / min(im.size)
+                im.draft("RGB" if channels == 3 else "L", tuple(math.ceil(v * scale) for v in im.size))
             im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I"):  # I;16, I;16B, I (32-bit): scale 0..65535 to 0..255
                 pixels = np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8
@@ -146,7 +189,10 @@ def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> tor
 
 
 class FolderDataset(Dataset):
-    """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay."""
+    """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay.
+
+    An item is an index (of ``self.epoch``) or an ``(epoch, index)`` pair: the loader's persistent workers get the
+    epoch with every index, since their copies of the dataset never see ``self.epoch`` change."""
 
     def __init__(self, source: FileSource, geo: Geometry, *, channels: int, train: bool, seed: int) -> None:
         self.source, self.geo, self.channels, self.train, self.seed = source, geo, channels, train, seed
@@ -155,15 +201,19 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         """The image and its label; a file that fails to decode gives a blank image labelled ``-1 - index``, which
         the loader drops from the batch and reports (an exception here would end the epoch for every file)."""
+        epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
+        # JPEG draft decoding only where the image is then shrunk to a fixed short side (not random-resized crops,
+        # whose boxes are drawn in the full image's pixels)
+        shrink = not self.train or self.geo.policy in ("pad_crop", "none", "random_crop")
         try:
-            img = decode_image_file(self.source.paths[index], self.channels)
+            img = decode_image_file(self.source.paths[index], self.channels, self.geo.resize if shrink else None)
         except UserError:
             return torch.zeros(self.channels, self.geo.size, self.geo.size, dtype=torch.uint8), -1 - index
         if self.train:
-            img = augment_image(img, self.geo, rng(self.seed, self.epoch, index))
+            img = augment_image(img, self.geo, rng(self.seed, epoch, index))
         else:
             img = resize_center_crop(img, self.geo).round().clamp(0, 255).to(torch.uint8)
         return img.contiguous(), self.source.labels[index]

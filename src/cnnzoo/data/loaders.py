@@ -107,20 +107,25 @@ class FolderLoader(Loader):
         super().__init__(len(source), **kwargs)
         self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
         self.workers = workers
+        self.sampler = _Items()
+        self.loader: DataLoader | None = None
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.dataset.epoch = epoch  # workers are started per epoch and copy the dataset with it
         order = self.indices(epoch)[start_step * self.batch_size : len(self) * self.batch_size].tolist()
         if not order:
             return
-        loader = DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            sampler=order,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-        )
-        for step, (x, y) in enumerate(loader, start=start_step):
+        self.sampler.items = [(epoch, i) for i in order]  # the epoch travels with each index to the workers
+        if self.loader is None:  # one loader for the run: its workers persist from epoch to epoch
+            self.loader = DataLoader(
+                self.dataset,
+                batch_size=self.batch_size,
+                sampler=self.sampler,
+                num_workers=self.workers,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=self.workers > 0,
+                prefetch_factor=4 if self.workers > 0 else None,
+            )
+        for step, (x, y) in enumerate(self.loader, start=start_step):
             bad = y < 0  # on the host, as DataLoader returns it: no device sync
             if bad.any():
                 x, y = self._drop(x, y, bad)
@@ -139,6 +144,19 @@ class FolderLoader(Loader):
         if bool(bad.all()):  # nothing readable: blank images and no labels (the trainer learns nothing from it)
             return x, y[:0]
         return x[~bad], y[~bad]
+
+
+class _Items:
+    """A sampler whose items the loader replaces each epoch (read when an epoch's iteration starts)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int]] = []
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, **kwargs) -> Loader:

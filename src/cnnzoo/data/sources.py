@@ -56,6 +56,8 @@ class Data:
     mean: tuple[float, ...]  # per channel, images scaled to [0, 1]
     std: tuple[float, ...]
     skipped_files: list[str] = field(default_factory=list)
+    layout: str = ""  # an image folder's layout in words (how train and validation were found)
+    held: str = "resident"  # resident (uint8 on the device) | cache (decoded once, from disk) | streamed (files)
 
     @property
     def num_classes(self) -> int:

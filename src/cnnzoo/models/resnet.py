@@ -68,6 +68,8 @@ class ResNet(nn.Module):
             is the paper's network.
         drop_path_mode: ``"row"`` per-sample drop path with timm's linear ramp from 0 (default), or ``"batch"``,
             Huang et al.'s whole-batch drop with p_l = 1 - l/L (1 - p_L) and test-time scaling by p_l.
+        zero_pad: option A's zero channels after the input's (``"append"``, default) or half before and half after
+            (``"split"``: akamaster/pytorch_resnet_cifar10's layout; the paper does not say).
     """
 
     def __init__(
@@ -79,10 +81,13 @@ class ResNet(nn.Module):
         dropout: float = 0.0,
         drop_path_rate: float = 0.0,
         drop_path_mode: DropPathMode = "row",
+        zero_pad: Literal["append", "split"] = "append",
     ) -> None:
         super().__init__()
         self.spec = spec
-        block_kwargs: dict[str, Any] = {"shortcut": spec.shortcut}
+        if zero_pad not in ("append", "split") or (zero_pad == "split" and spec.shortcut != "A"):
+            raise ValueError(f"zero_pad={zero_pad!r}: 'append' (default) or 'split', for option A shortcuts only")
+        block_kwargs: dict[str, Any] = {"shortcut": "A_split" if zero_pad == "split" else spec.shortcut}
         if spec.block in (Bottleneck, PreActBottleneck):
             block_kwargs["stride_in_1x1"] = spec.stride_in_1x1
         if spec.block is Bottleneck:
@@ -133,6 +138,7 @@ _TORCHVISION_RENAMES = (
     (re.compile(r"^layer(\d+)\."), r"stages.stage\1."),
     (re.compile(r"\.downsample\."), ".shortcut."),
     (re.compile(r"^fc\."), "head.fc."),
+    (re.compile(r"^linear\."), "head.fc."),  # akamaster/pytorch_resnet_cifar10's CIFAR ResNets
 )
 
 

@@ -42,6 +42,10 @@ def train(
     overwrite: bool = False,
     model_kwargs: Mapping[str, Any] | None = None,
     model_name: str | None = None,
+    cache: str = "auto",
+    threads: int | None = None,
+    weights: str | Path | None = None,
+    freeze: str | None = None,
     log: Any = "print",
 ) -> RunResult:
     """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
@@ -61,6 +65,11 @@ def train(
         sync_bn: under torchrun on CUDA, batch-norm statistics over the global batch (``SyncBatchNorm``).
         on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``guard``).
         overwrite: ``out`` may hold an earlier run, whose files are removed first (default: refused).
+        cache: image folders: ``"auto"`` (decoded once, held in memory when they fit a quarter of the free
+            memory, kept on disk for the next run), ``"memory"``, ``"disk"`` or ``"off"`` (decoded every epoch).
+        weights: fine-tune from this file (every tensor that fits is loaded, a classifier of another class
+            count is new; default recipe ``finetune``); ``freeze="backbone"`` trains the classifier alone.
+        threads: CPU threads (``torch.set_num_threads``; default: torch's), recorded in config.json.
         log: called with one line per epoch (default: print it; ``None``: silent).
 
     Every other keyword is a field of :class:`~cnnzoo.training.config.RunConfig`. Returns the trained model (eval
@@ -75,8 +84,10 @@ def train(
         batch_size=batch_size, image_size=image_size, seed=seed, val_fraction=val_fraction,
         model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
         amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
-        checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite,
+        checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite, threads=threads,
         overwrite=overwrite,
+        **({"cache": cache, "weights": None if weights is None else str(weights), "freeze": freeze}
+           if resume is None else {}),
     )
     net = model if isinstance(model, nn.Module) else None
     return run_training(config, net=net, data=given, log=print_line if log == "print" else log)

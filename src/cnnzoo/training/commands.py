@@ -21,13 +21,18 @@ data:
   synthetic[:N]       N random images of the model's input size (smoke tests, benchmarks)
   cifar10:PATH        CIFAR-10 python batches in PATH (or PATH/cifar-10-batches-py); --download when online
   cifar100:PATH       CIFAR-100 python batches (PATH or PATH/cifar-100-python)
-  PATH                an image folder: PATH/train/<class>/*, PATH/val/<class>/*, or PATH/<class>/* split by
-                      --val-fraction (fixed seed)
+  PATH                an image folder: PATH/train/<class>/* with PATH/val/<class>/* (or PATH/test/, used as
+                      validation), or PATH/train/ alone or PATH/<class>/* split by --val-fraction (fixed seed);
+                      decoded once and held in memory when it fits (--cache)
+
+Most papers' recipes flip images: digits, text and other non-mirror-symmetric data need --set flip=false.
+--epochs N keeps the recipe's shape: its milestones, warm-up and patience scale to the run (the schedule: line).
 
 examples:
   cnnzoo train resnet20 --data digits --recipe quick --image-size 16
   cnnzoo train resnet56 --data cifar10:~/data --out runs/r56
   cnnzoo train resnet20 --data ~/photos --set lr=0.05 milestones_epochs=30,60 --epochs 90
+  cnnzoo train resnet50_tv --weights resnet50-11ad3fa6.pth --data ~/photos --freeze backbone
   cnnzoo train --resume runs/r56
   torchrun --nproc_per_node 4 -m cnnzoo train resnet50 --data ~/imagenet --sync-bn   # 4 GPUs, global batch 256
 
@@ -81,6 +86,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
                    help="a step whose loss is inf/NaN: stop training, naming the epoch and step (default), or skip "
                    "the step (20 in a row still stop)")
+    p.add_argument("--model-arg", dest="model_args", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the model's class, e.g. --model-arg dropout=0.3 --model-arg drop_path_rate=0.2")
+    p.add_argument("--cache", choices=("auto", "memory", "disk", "off"), default="auto",
+                   help="image folders: decode once and hold in memory when they fit a quarter of the free memory "
+                   "(auto, default; also kept on disk for the next run), always in memory, through a disk cache, or "
+                   "decode every epoch (off)")
+    p.add_argument("--weights", metavar="FILE", help="fine-tune: start from these weights (a torchvision .pth for "
+                   "the _tv/torchvision-named models, or a cnnzoo run's weights); a classifier of another class count "
+                   "is replaced; default recipe: finetune")
+    p.add_argument("--freeze", choices=("backbone",), help="with --weights: train the classifier only")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's); recorded in config.json")
     p.set_defaults(func=_cmd_train)
 
 
@@ -93,7 +109,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         image_size=args.image_size, seed=args.seed, val_fraction=args.val_fraction, out=args.out, resume=args.resume,
         epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
-        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite,
+        sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite, threads=args.threads,
+        **({"model_kwargs": args.model_args, "cache": args.cache, "weights": args.weights, "freeze": args.freeze}
+           if args.resume is None else {}),
     )
 
 

@@ -25,17 +25,20 @@ from typing import Any
 from torch import nn
 
 from ..checkpoint import CheckpointError
+from ..data.cache import CACHE_MODES
 from ..data.load import check_val_fraction
 from ..errors import UserError
 from ..registry import ModelInfo, model_info
 from .guard import POLICIES
+from .model_args import parse_model_args
 from .recipe_table import resolve_recipe
 from .recipes import Recipe, parse_overrides
 
 AMP_MODES = ("off", "bf16", "fp16")
+QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
 # what a session may change when it resumes a run (everything else is the run's own)
 SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
-                  "progress", "sync_bn", "on_nonfinite")
+                  "progress", "sync_bn", "on_nonfinite", "threads")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class RunConfig:
     sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
     on_nonfinite: str = "stop"  # stop | skip a step whose loss is inf/NaN
     overwrite: bool = False  # ``out`` may hold an earlier run: its files are removed first (else: refused)
+    recipe_set: tuple[str, ...] = ()  # the recipe fields the user set (--set): taken as written, never rescaled
+    cache: str = "auto"  # image folders: auto | memory | disk | off (see data/cache.py)
+    threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
+    weights: str | None = None  # fine-tuning: start from these weights (training/finetune.py)
+    freeze: str | None = None  # "backbone": train the classifier only
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -74,6 +82,14 @@ class RunConfig:
         if self.workers is not None and self.workers < 0:
             raise UserError(f"--workers must be 0 (decode in this process) or more, got {self.workers}")
         check_val_fraction(self.val_fraction)
+        if self.cache not in CACHE_MODES:
+            raise UserError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
+        if self.freeze is not None and self.freeze != "backbone":
+            raise UserError(f"--freeze must be 'backbone', got {self.freeze!r}")
+        if self.freeze is not None and self.weights is None:
+            raise UserError("--freeze backbone needs --weights (a backbone to keep)")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.threads}")
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -81,7 +97,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (the recipe as its own dict)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**data, "recipe": self.recipe.to_dict(), "model_kwargs": dict(self.model_kwargs)}
+        return {**data, "recipe": self.recipe.to_dict(), "model_kwargs": dict(self.model_kwargs),
+                "recipe_set": list(self.recipe_set)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
@@ -90,6 +107,7 @@ class RunConfig:
         values = {k: v for k, v in data.items() if k in names}
         values["recipe"] = Recipe.from_dict(data["recipe"])
         values["model_kwargs"] = dict(values.get("model_kwargs") or {})
+        values["recipe_set"] = tuple(values.get("recipe_set") or ())
         return cls(**values)
 
 
@@ -103,7 +121,7 @@ def configure(
     image_size: int | None = None,
     seed: int | None = None,
     val_fraction: float = 0.2,
-    model_kwargs: Mapping[str, Any] | None = None,
+    model_kwargs: Mapping[str, Any] | Iterable[str] | None = None,
     model_name: str | None = None,
     out: str | Path | None = None,
     resume: str | Path | None = None,
@@ -118,11 +136,24 @@ def configure(
         raise UserError("train: name a model (or pass a module) or resume a run")
     name, info = model_identity(model, model_name)
     shortcut = {"batch_size": batch_size} if batch_size is not None else {}
-    resolved = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"),
-                              {**parse_overrides(overrides), **shortcut})
+    changes = {**parse_overrides(overrides), **shortcut}
+    data = data or "digits"
+    # the built-in digits with neither a recipe nor a length: the quick recipe at its 16-px size, not the paper's
+    # 64k iterations (thousands of epochs of 1,438 images)
+    quick_digits = (data == "digits" and recipe is None and session.get("epochs") is None
+                    and not {"epochs", "iterations"} & set(changes))
+    if quick_digits:
+        recipe, image_size = "quick", image_size or QUICK_DIGITS_SIZE
+    if session.get("weights") is not None:
+        session["weights"] = str(Path(session["weights"]).expanduser())
+        if not Path(session["weights"]).is_file():
+            raise UserError(f"--weights {session['weights']}: no such file")
+        recipe = recipe or "finetune"  # fine-tuning: not the paper's from-scratch schedule
+    resolved = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"), changes)
+    kwargs = parse_model_args(name, model_kwargs or {}) if info else dict(model_kwargs or {})
     return RunConfig(model=name, recipe=resolved, image_size=check_image_size(image_size, info),
-                     data=data or "digits", model_kwargs=dict(model_kwargs or {}), seed=0 if seed is None else seed,
-                     val_fraction=val_fraction, out=None if out is None else str(out), **session)
+                     data=data, model_kwargs=kwargs, seed=0 if seed is None else seed, val_fraction=val_fraction,
+                     out=None if out is None else str(out), recipe_set=tuple(sorted(changes)), **session)
 
 
 def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], session: Mapping[str, Any]) -> RunConfig:

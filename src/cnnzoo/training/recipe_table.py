@@ -138,6 +138,14 @@ RECIPES: dict[str, Recipe] = {
             augment="pad_crop", crop_px=32, pad_px=4,
         ),
         Recipe(
+            "finetune",
+            "cnnzoo's fine-tuning recipe (not from a paper), the default with --weights: SGD momentum 0.9, lr 0.01 "
+            "(the classifier x10: head_lr_mult), cosine decay, wd 1e-4, batch 64, 10 epochs; random-resized crops "
+            "of 25-100% of the area (224 crops of 256 images, scaled to the input size) and flips.",
+            epochs=10, batch_size=64, lr=0.01, weight_decay=1e-4, schedule="cosine", head_lr_mult=10.0,
+            augment="random_resized_crop", area_range=(0.25, 1.0), **_IMAGENET,
+        ),
+        Recipe(
             "quick",
             "cnnzoo's short recipe for small data sets (not from a paper): SGD Nesterov momentum 0.9, lr 0.1 with a "
             "1-epoch linear warm-up and cosine decay, wd 5e-4, label smoothing 0.1, batch 64, 12 epochs; random "

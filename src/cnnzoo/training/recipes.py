@@ -70,6 +70,7 @@ class Recipe:
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3)  # random_resized_crop: width / height
     flip: bool = True
     pca_lighting: float = 0.0  # Krizhevsky et al. 2012 §4.1: std of the PCA colour noise (0.1)
+    head_lr_mult: float = 1.0  # fine-tuning: the classifier's lr is lr x this (training/finetune.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,6 +83,7 @@ class Recipe:
              f"epochs and iterations must be at least 1 (got {self.epochs}, {self.iterations})"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive finite number, got {self.lr}"),
+            (self.head_lr_mult > 0, "head_lr_mult must be positive"),
             (0 <= self.momentum < 1 and self.weight_decay >= 0, "need 0 <= momentum < 1 and weight_decay >= 0"),
             (not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov needs momentum, no dampening"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),

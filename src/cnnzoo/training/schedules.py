@@ -17,8 +17,16 @@ from torch import nn
 from .recipes import Recipe
 
 
-def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device,
+             head: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """SGD over the trainable parameters; with ``head`` and ``recipe.head_lr_mult != 1`` two groups, the head's
+    carrying ``lr_mult`` (the trainer sets each group's lr to the schedule's lr x its ``lr_mult``)."""
+    params: list | list[dict] = [p for p in model.parameters() if p.requires_grad]
+    if head and recipe.head_lr_mult != 1:
+        ids = {id(p) for p in head}
+        params = [{"params": [p for p in params if id(p) not in ids], "lr_mult": 1.0},
+                  {"params": [p for p in params if id(p) in ids], "lr_mult": recipe.head_lr_mult}]
+        params = [g for g in params if g["params"]]
     kwargs = dict(lr=recipe.lr, momentum=recipe.momentum, dampening=recipe.dampening, nesterov=recipe.nesterov,
                   weight_decay=recipe.weight_decay)
     try:  # one fused kernel for all parameters where this torch supports it on this device

@@ -30,18 +30,22 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..data import Data, load_data, make_loader
+from ..data.cache import hold_folder
 from ..errors import UserError
 from ..registry import create_model
 from .checks import check_memory, replanned
 from .config import RunConfig, default_num_classes, default_workers, input_channels
 from .evaluate import acc_dtype, evaluate
+from .finetune import head_parameters, start_net
 from .guard import NonFiniteLoss, StepGuard
+from .header import eta, header_lines
 from .recipes import Recipe
 from .run import Run, RunResult
 from .run_files import RunFiles, check_out, config_record, default_run_dir, epoch_line, print_line, summary
 from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_max,
                       all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
                       worker_death, wrap)
+from .scaling import fit_schedule
 from .schedules import Plateau, lr_at, make_sgd
 from .state import restore, save
 
@@ -64,10 +68,17 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     if net is None:
         check_memory(config.model, size, rank_batch, device)  # an absurd --image-size: refused before allocating
     runtime.start(device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     in_channels = input_channels(config, net)
     if data is None:
-        data = load_data(config.data, image_size=size, in_channels=in_channels, num_classes=default_num_classes(config, net),
-                         val_fraction=config.val_fraction, download=config.download)
+        data = load_data(config.data, image_size=size, in_channels=in_channels,
+                         num_classes=default_num_classes(config, net), val_fraction=config.val_fraction,
+                         download=config.download)
+    # a small image folder is decoded once and trained like CIFAR (data/cache.py)
+    data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
+                                            mode=config.cache, device=device, threads=config.threads,
+                                            progress=config.progress)
     if state is not None and list(data.classes) != state["config"]["classes"]:
         raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
                         f"({data.num_classes} now, {len(state['config']['classes'])} then)")
@@ -83,8 +94,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     common = dict(batch_size=rank_batch, device=device, seed=config.seed, channels_last=channels_last,
                   workers=default_workers(config.workers, runtime.world_size), rank=runtime.rank,
                   world_size=runtime.world_size)
-    train_loader = make_loader(data, "train", geo=recipe.geometry(size), **common)
-    val_loader = make_loader(data, "val", geo=recipe.eval_geometry(size), **common)
+    train_loader = make_loader(data, "train", geo=train_geo, **common)
+    val_loader = make_loader(data, "val", geo=eval_geo, **common)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise UserError(f"--data {data.spec}: the training split has fewer than {2 * runtime.world_size} images")
@@ -95,13 +106,16 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     else:
         total_steps = recipe.iterations or recipe.epochs * steps_per_epoch
     num_epochs = math.ceil(total_steps / steps_per_epoch)
+    schedule = fit_schedule(recipe, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                            explicit=config.recipe_set)  # the recipe's shape at this run's length
     if state is not None and total_steps != state["config"]["total_steps"] and runtime.main and log is not None:
         log(replanned(state, recipe, steps_per_epoch, total_steps))
 
     torch.manual_seed(config.seed)  # initial weights, then the shared dropout / drop-path stream, follow the seed
     random.seed(config.seed)
-    if net is None:
-        net = create_model(config.model, num_classes=data.num_classes, in_channels=in_channels, **config.model_kwargs)
+    # the model with its --model-arg options; fine-tuning: --weights (not on resume) and --freeze
+    net, start_lines = start_net(config, net, num_classes=data.num_classes, in_channels=in_channels,
+                                 resumed=state is not None)
     if config.sync_bn:
         net = convert_sync_batchnorm(net, device)
     net.to(device)
@@ -112,6 +126,12 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     record = config_record(config, data=data, eval_resize=val_loader.geo.resize, device=device, amp_dtype=amp_dtype,
                            channels_last=channels_last, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                            epochs=num_epochs, world_size=runtime.world_size)
+    record.update(schedule={"line": schedule.line, "factor": schedule.factor, "scaled": schedule.scaled},
+                  threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout)
+    header = header_lines(config, data, params=sum(p.numel() for p in net.parameters()), geo=recipe.geometry(size),
+                          schedule_line=schedule.line, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                          num_epochs=num_epochs, extra=start_lines)
+    config = config.replace(recipe=schedule.recipe)  # the run trains with the fitted schedule
     out = runtime.broadcast(config.out if config.out is not None else
                             default_run_dir(config.model) if runtime.main else None)
     ddp = wrap(net, device, runtime)
@@ -121,9 +141,11 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     evaluator = forward if not runtime.distributed else (torch.compile(net) if config.compile else net)
     run = Run(
         config=config, record=record, runtime=runtime, device=device, amp_dtype=amp_dtype, data=data, net=net,
-        forward=forward, evaluator=evaluator, optimizer=make_sgd(net, recipe, device),
+        forward=forward, evaluator=evaluator,
+        optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None),
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
-        plateau=Plateau.from_recipe(recipe), guard=StepGuard(device, runtime, policy=config.on_nonfinite),
+        plateau=Plateau.from_recipe(schedule.recipe),
+        guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
         files=RunFiles.create(out, main=runtime.main, replace=earlier),
         log=(log or _silent) if runtime.main else _silent,
@@ -135,6 +157,10 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     if not run.zero_grads_to_none:  # zero, not None, from the first step on: fused SGD needs every buffer alike
         for p in net.parameters():
             p.grad = torch.zeros_like(p) if p.requires_grad else None
+    for line in header:
+        run.log(line)
+    for note in schedule.warnings:
+        warnings.warn(f"schedule: {note}", stacklevel=2)
     if state is not None:
         restore(run, state, path)
     run.files.write_config(record)
@@ -157,7 +183,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                        plateau_factor=run.plateau.lr_factor)
             for group in run.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
                 run.streams.begin_step(epoch, step)
                 skipped += not sgd_step(run, x, y, epoch * spe + step)
@@ -266,7 +292,8 @@ def end_epoch(run: Run, row: dict[str, Any], confusion: torch.Tensor, t0: float)
     run.files.write_metrics(run.history)
     run.files.write_confusion(confusion, run.data.classes)
     save(run, run.epoch, 0)
-    run.log(epoch_line(row, run.num_epochs))
+    run.log(epoch_line(row, run.num_epochs) + eta(sum(r["seconds"] for r in run.history), run.epoch,
+                                                  run.num_epochs))
 
 
 def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[str, Any]:

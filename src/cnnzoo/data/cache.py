@@ -1,0 +1,206 @@
+"""Image folders decoded once: ``hold_folder(data, ...)`` turns a folder's file splits into resident uint8 tensors.
+
+Decoding a small folder per sample, every epoch, in loader workers makes the CPU decode the same files again and
+again while it should be training. A folder whose decoded images fit a memory budget (a quarter of the free memory
+of the device that holds them) is decoded once, in parallel over the machine's cores, and then trained through the
+resident loader exactly like CIFAR (augmentation in whole batches on the device).
+
+What is stored, per split, at the resolution the run needs and no more:
+
+- validation, and training under ``pad_crop``/``none``: the evaluation view (short side resized, centre crop), the
+  very pixels the per-sample path crops from, so the run's geometry applies unchanged (its ``resize`` becomes the
+  stored side);
+- training under ``random_crop``/``scale_jitter``/``random_resized_crop``: the centre square of the image at a side
+  of the recipe's ``resize`` (random-resized crops: at least the crop x 1.14, the 256/224 of Krizhevsky et al. 2012
+  §4.1; scale jitter: its largest short side), so every crop box is drawn from the same stored image. A non-square
+  photo loses the sides outside its centre square, as its evaluation view does.
+
+``--cache disk`` (and ``auto`` when decoding took more than ``AUTO_DISK_SECONDS`` and the disk has room) writes the decoded arrays once to a folder under
+``$CNNZOO_CACHE`` (default ``~/.cache/cnnzoo``) keyed by the file list, every file's size and modification time and
+the stored resolution: a second run on the same folder reads them back instead of decoding, and a changed, added or
+removed file gives another key. A file that fails to decode is skipped, warned about and listed in
+``skipped_files`` (the cache remembers it). ``off``, or a folder over the budget, keeps the streaming loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from .augment import Geometry, resize_center_crop
+from .folder import decode_image_file
+from .sources import Data, FileSource, TensorSource
+
+CACHE_MODES = ("auto", "memory", "disk", "off")
+RRC_RESIZE = 1.14  # Krizhevsky et al. 2012 §4.1: 224 crops of 256 images (256 / 224)
+_VERSION = 1  # of the stored layout
+AUTO_DISK_SECONDS = 5.0  # auto keeps a disk copy when decoding took longer than this (tiny folders: memory only)
+
+
+def stored_side(geo: Geometry) -> int:
+    """The side at which a training image is stored for ``geo`` (see the module docstring)."""
+    if geo.policy in ("pad_crop", "none"):
+        return geo.size
+    if geo.policy == "scale_jitter":
+        return max(geo.resize, geo.short_side_range[1])
+    if geo.policy == "random_resized_crop":
+        return max(geo.resize, round(geo.size * RRC_RESIZE))
+    return geo.resize
+
+
+def hold_folder(
+    data: Data, train_geo: Geometry, eval_geo: Geometry, *, mode: str = "auto", device: torch.device | None = None,
+    cache_root: str | Path | None = None, threads: int | None = None, progress: bool | None = None,
+) -> tuple[Data, Geometry, Geometry]:
+    """``data`` with its file splits decoded to resident tensors (``data.held`` says how), and the geometries that
+    apply to what is stored; unchanged when the data is resident already, ``mode`` is ``off`` or it does not fit."""
+    if mode not in CACHE_MODES:
+        raise UserError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
+    if not isinstance(data.train, FileSource):
+        return data, train_geo, eval_geo
+    if mode == "off":
+        return replace(data, held="streamed"), train_geo, eval_geo
+    device = device or torch.device("cpu")
+    side = stored_side(train_geo)
+    c = data.in_channels
+    need = c * (len(data.train) * side * side + len(data.val) * eval_geo.size * eval_geo.size)
+    fits = need <= free_memory(device) // 4
+    if mode == "auto" and not fits:
+        return replace(data, held="streamed"), train_geo, eval_geo
+    key = cache_key(data, side, eval_geo)
+    folder = Path(cache_root or os.environ.get("CNNZOO_CACHE") or Path.home() / ".cache" / "cnnzoo") / key
+    stored = _read(folder) if mode != "memory" else None
+    held = "cache" if stored is not None else "resident"
+    if stored is None:
+        t0 = time.perf_counter()
+        stored = _decode_all(data, train_geo, side, eval_geo, threads=threads, progress=progress)
+        slow = time.perf_counter() - t0 > AUTO_DISK_SECONDS
+        if mode == "disk" or (mode == "auto" and slow and _disk_free(folder) > 4 * need):
+            _write(folder, stored)
+    train, val, skipped = stored
+    for path in skipped:
+        if path not in data.skipped_files:
+            warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
+    if len(train) < 2 or len(val) == 0:
+        raise UserError(f"{data.spec}: too few decodable images ({len(train)} training, {len(val)} validation)")
+    held_data = replace(data, train=train, val=val, held=held,
+                        skipped_files=[*data.skipped_files, *(p for p in skipped if p not in data.skipped_files)])
+    train_geo = replace(train_geo, resize=side) if train_geo.policy in ("pad_crop", "none") else train_geo
+    return held_data, train_geo, replace(eval_geo, resize=eval_geo.size)
+
+
+def free_memory(device: torch.device) -> int:
+    """Free bytes of the device's memory (CUDA: its free memory; the CPU: MemAvailable)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def cache_key(data: Data, side: int, eval_geo: Geometry) -> str:
+    """Hash of every file (path, split, label, size, mtime) and of what is stored: any change gives a new key."""
+    h = hashlib.sha256(json.dumps([_VERSION, data.in_channels, side, eval_geo.size, eval_geo.resize]).encode())
+    for split, source in (("train", data.train), ("val", data.val)):
+        for path, label in zip(source.paths, source.labels):
+            st = os.stat(path)
+            h.update(f"{split}\0{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode_all(data: Data, train_geo: Geometry, side: int, eval_geo: Geometry, *, threads: int | None,
+                progress: bool | None) -> tuple[TensorSource, TensorSource, list[str]]:
+    jobs = [(p, label, True) for p, label in zip(data.train.paths, data.train.labels)]
+    jobs += [(p, label, False) for p, label in zip(data.val.paths, data.val.labels)]
+    square = Geometry.eval_view(side, side)
+
+    def one(job: tuple[str, int, bool]) -> torch.Tensor | None:
+        path, _, is_train = job
+        if is_train and train_geo.policy in ("pad_crop", "none"):
+            geo = train_geo
+        else:
+            geo = square if is_train else eval_geo
+        try:  # decoded at a reduced size where the format allows (JPEG draft), never below what is stored
+            img = decode_image_file(path, data.in_channels, min_side=geo.resize)
+        except UserError:
+            return None
+        return _view(img, geo)
+
+    workers = threads or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:  # PIL's decoders release the GIL
+        results = list(tqdm(pool.map(one, jobs), total=len(jobs), desc="decoding images", unit="img",
+                            disable=not progress if progress is not None else None, leave=False))
+    skipped = [job[0] for job, img in zip(jobs, results) if img is None]
+    splits = []
+    for is_train in (True, False):
+        kept = [(img, job[1]) for job, img in zip(jobs, results) if img is not None and job[2] == is_train]
+        c, s = data.in_channels, side if is_train else eval_geo.size
+        images = torch.stack([img for img, _ in kept]) if kept else torch.zeros(0, c, s, s, dtype=torch.uint8)
+        splits.append(TensorSource(images, torch.tensor([label for _, label in kept], dtype=torch.long)))
+    return splits[0], splits[1], skipped
+
+
+def _view(img: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Short side to ``geo.resize``, centre ``geo.size`` crop, as uint8 (the streaming path's rounding)."""
+    return resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+def _read(folder: Path) -> tuple[TensorSource, TensorSource, list[str]] | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        splits = [TensorSource(torch.from_numpy(np.load(folder / f"{s}_images.npy")),
+                               torch.from_numpy(np.load(folder / f"{s}_labels.npy"))) for s in ("train", "val")]
+    except (OSError, ValueError, KeyError):
+        return None  # absent, partial or damaged: decode again
+    return splits[0], splits[1], list(meta["skipped_files"])
+
+
+def _write(folder: Path, stored: tuple[TensorSource, TensorSource, list[str]]) -> None:
+    """All files into a temporary sibling, then one rename: a cache folder is complete or absent."""
+    train, val, skipped = stored
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        for name, source in (("train", train), ("val", val)):
+            np.save(tmp / f"{name}_images.npy", source.images.numpy())
+            np.save(tmp / f"{name}_labels.npy", source.labels.numpy())
+        (tmp / "meta.json").write_text(json.dumps({"version": _VERSION, "skipped_files": skipped}))
+        if folder.exists():  # another run wrote the same key meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        os.replace(tmp, folder)
+    except OSError as exc:  # a read-only or full cache disk: train from memory, say so once
+        warnings.warn(f"cannot write the image cache {folder} ({exc.strerror or exc}); decoding again next run",
+                      stacklevel=3)
+        shutil.rmtree(tmp, ignore_errors=True) if "tmp" in locals() else None
+
+
+def _disk_free(folder: Path) -> int:
+    probe = folder.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return 0
+
+
+__all__ = ["CACHE_MODES", "cache_key", "free_memory", "hold_folder", "stored_side"]
