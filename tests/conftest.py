@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ def pytest_configure(config):
     # machine, threads waiting for each other made a densenet121 step 20x slower (13-20 s vs 0.6 s, one thread).
     # CNNZOO_TEST_THREADS overrides (e.g. to time the suite with every core).
     torch.set_num_threads(int(os.environ.get("CNNZOO_TEST_THREADS", "1")))
+    # what runs cache (decoded image folders, the report's zoo rows) stays out of the user's ~/.cache/cnnzoo
+    os.environ["CNNZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnzoo-test-cache-")
 
 
 @pytest.fixture(autouse=True)

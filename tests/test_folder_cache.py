@@ -40,7 +40,7 @@ def _folder(root, splits=("train", "val"), classes=("a", "b"), n=6):
 
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNZOO_CACHE_DIR", str(tmp_path / "cache"))
 
 
 # --- layouts --------------------------------------------------------------------------------------------------------

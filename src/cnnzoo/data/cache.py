@@ -16,7 +16,7 @@ What is stored, per split, at the resolution the run needs and no more:
   photo loses the sides outside its centre square, as its evaluation view does.
 
 ``--cache disk`` (and ``auto`` when decoding took more than ``AUTO_DISK_SECONDS`` and the disk has room) writes the decoded arrays once to a folder under
-``$CNNZOO_CACHE`` (default ``~/.cache/cnnzoo``) keyed by the file list, every file's size and modification time and
+``$CNNZOO_CACHE_DIR`` (default ``~/.cache/cnnzoo``) keyed by the file list, every file's size and modification time and
 the stored resolution: a second run on the same folder reads them back instead of decoding, and a changed, added or
 removed file gives another key. A file that fails to decode is skipped, warned about and listed in
 ``skipped_files`` (the cache remembers it). ``off``, or a folder over the budget, keeps the streaming loader.
@@ -50,6 +50,14 @@ _VERSION = 1  # of the stored layout
 AUTO_DISK_SECONDS = 5.0  # auto keeps a disk copy when decoding took longer than this (tiny folders: memory only)
 
 
+
+def default_cache_dir() -> Path:
+    """Where cnnzoo keeps what it computed once (decoded folders, the report's zoo rows): ``$CNNZOO_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``."""
+    if os.environ.get("CNNZOO_CACHE_DIR"):
+        return Path(os.environ["CNNZOO_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnzoo"
+
 def stored_side(geo: Geometry) -> int:
     """The side at which a training image is stored for ``geo`` (see the module docstring)."""
     if geo.policy in ("pad_crop", "none"):
@@ -81,7 +89,7 @@ def hold_folder(
     if mode == "auto" and not fits:
         return replace(data, held="streamed"), train_geo, eval_geo
     key = cache_key(data, side, eval_geo)
-    folder = Path(cache_root or os.environ.get("CNNZOO_CACHE") or Path.home() / ".cache" / "cnnzoo") / key
+    folder = Path(cache_root or default_cache_dir()) / key
     stored = _read(folder) if mode != "memory" else None
     held = "cache" if stored is not None else "resident"
     if stored is None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..data.cache import default_cache_dir
 
 # The bubble chart's panels: (key, y-axis title, metric); :func:`panel_of` sorts a paper result into one.
 PANELS: tuple[tuple[str, str, str], ...] = (
@@ -103,13 +104,6 @@ def source_hash() -> str:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """``$CNNZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``."""
-    if os.environ.get("CNNZOO_CACHE_DIR"):
-        return Path(os.environ["CNNZOO_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnzoo"
 
 
 def zoo_rows(names: list[str], *, cache_dir: Path | None = None, progress: bool = True) -> list[ZooRow]:
