@@ -9,8 +9,10 @@ formulas and :mod:`.receptive_field` for the receptive-field rules.
 """
 
 from .analyzer import analyze
+from .lecture import LectureRow
 from .meta_copy import AnalysisError
 from .receptive_field import ReceptiveField
-from .report import LayerStat, LectureRow, Report, Totals
+from .report import Report
+from .stats import LayerStat, Totals
 
 __all__ = ["AnalysisError", "LayerStat", "LectureRow", "ReceptiveField", "Report", "Totals", "analyze"]

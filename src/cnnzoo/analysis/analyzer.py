@@ -17,51 +17,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from . import receptive_field as rf_mod
-from .interceptor import Interceptor, OpRow, SavedTensorCounter, output_tensors, storage_key
+from .interceptor import Interceptor
+from .layer_table import _layers
 from .meta_copy import AnalysisError, MetaCopy, meta_clone
-from .report import LayerStat, Report, Totals
-
-DTYPES: dict[str, torch.dtype] = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "fp64": torch.float64, "float64": torch.float64, "double": torch.float64,
-}  # fmt: skip
-
-# Optimizer state per trainable parameter, in parameter-sized tensors, plus bytes per parameter *tensor*
-# (torch.optim: SGD momentum_buffer; Adam/AdamW exp_avg + exp_avg_sq + a float32 0-dim `step`; RMSprop square_avg).
-OPTIMIZERS: dict[str, tuple[int, int]] = {
-    "sgd": (1, 0),  # with momentum, as every paper in the zoo trains (plain SGD without momentum: "none")
-    "adam": (2, 4),
-    "adamw": (2, 4),
-    "rmsprop": (1, 4),
-    "none": (0, 0),
-}
-
-
-def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return DTYPES[dtype.lower()]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}") from None
-
-
-def parse_input_size(size: Sequence[int] | str) -> tuple[int, ...]:
-    """``"3x224x224"`` or ``(3, 224, 224)`` -> ``(3, 224, 224)``; every dimension a positive integer."""
-    if isinstance(size, str):
-        parts = size.lower().replace("×", "x").split("x")
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"bad input size {size!r}: expected CxHxW, e.g. 3x224x224") from None
-    else:
-        dims = tuple(int(d) for d in size)
-    if not dims or any(d <= 0 for d in dims):
-        raise ValueError(f"bad input size {size!r}: every dimension must be a positive integer")
-    return dims
+from .options import OPTIMIZERS, parse_dtype, parse_input_size
+from .report import Report
+from .stats import Totals
+from .tensors import SavedTensorCounter, _nbytes, storage_key
 
 
 def _build(name: str) -> nn.Module:
@@ -280,71 +242,6 @@ def _saved_bytes(
         return ({k: round(v * scale) for k, v in counter.bytes.items()}, round(counter.total * scale))
     notes.append(f"no training-memory estimate: the forward with autograd failed ({error})")
     return None, None
-
-
-def _layers(
-    mode: Interceptor, x: torch.Tensor, saved: dict | None, batch: int, label: str, sizes: dict[int, tuple]
-) -> list[LayerStat]:
-    seen = {storage_key(x)}
-    attributed: set[int] = set()
-    rows: list[LayerStat] = []
-    for row in mode.rows:
-        outputs = output_tensors(row.output)
-        keys = [storage_key(t) for t in outputs]
-        new = bool(keys) and any(k not in seen for k in keys)
-        seen.update(keys)
-        weights = biases = 0
-        for pname, p in row.module._parameters.items():  # the module's own tensors, each at its first row
-            if p is None or id(p) in attributed:
-                continue
-            attributed.add(id(p))
-            if pname == "bias":
-                biases += sizes[id(p)][0]
-            else:
-                weights += sizes[id(p)][0]
-        first = outputs[0] if outputs else None
-        out_shape = tuple(first.shape[1:]) if first is not None and first.dim() and first.shape[0] == batch \
-            else (tuple(first.shape) if first is not None else ())  # fmt: skip
-        field = mode.field_of(first)
-        path, call, _ = row.key
-        rows.append(LayerStat(
-            name=path or label,
-            kind=type(row.module).__name__ if row.leaf else _segment_kind(row, first),
-            call=call,
-            in_shape=row.in_shape[1:] if row.in_shape and row.in_shape[0] == batch else row.in_shape,
-            out_shape=out_shape,
-            activations=sum(t.numel() for t in outputs),
-            activation_bytes=sum(_nbytes(t) for t in outputs),
-            new_memory=new,
-            weights=weights,
-            biases=biases,
-            macs=row.macs,
-            extra_flops=dict(row.extra_flops),
-            saved_bytes=0 if saved is None else saved.get(row.key, 0),
-            receptive_field=field if isinstance(field, rf_mod.ReceptiveField) else None,
-            ops=tuple(row.ops),
-            uncounted=tuple(dict.fromkeys(row.uncounted)),
-            spec=row.spec,
-        ))  # fmt: skip
-    return rows
-
-
-_TRIVIAL = {"view", "_unsafe_view", "t", "transpose", "permute", "expand", "unsqueeze", "squeeze", "detach", "alias",
-            "slice", "select", "_reshape_alias", "clone", "contiguous", "_to_copy"}  # fmt: skip
-
-
-def _segment_kind(row: OpRow, out: torch.Tensor | None) -> str:
-    names = [op.rstrip("_") for op in row.ops]
-    main = [n for n in dict.fromkeys(names) if n not in _TRIVIAL]
-    if main:
-        return "+".join(main)
-    if out is not None and row.in_shape is not None and out.dim() == 2 and len(row.in_shape) > 2:
-        return "flatten"
-    return "+".join(dict.fromkeys(names)) or "noop"
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,8 +8,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..registry import model_info
-from .analyzer import DTYPES, OPTIMIZERS, analyze, parse_dtype, parse_input_size
+from .analyzer import analyze
 from .meta_copy import AnalysisError
+from .options import DTYPES, OPTIMIZERS, parse_dtype, parse_input_size
 from .receptive_field import stacked
 
 FORMATS = ("table", "lecture", "markdown", "csv", "json")

@@ -16,39 +16,20 @@ arguments): a repeated signature gets new empty meta tensors of the recorded sha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from . import counts
 from . import receptive_field as rf_mod
 from .fast_meta import FAST
+from .meta_memo import _UNCACHEABLE, _describe, _materialise, _signature
+from .op_row import OpRow, _spec
 
-_META = torch.device("meta")
-_UNCACHEABLE = object()
 _Tensor = torch.Tensor
-
-
-class OpRow:
-    """What one leaf-module call (or one run of a container's own ops) did, filled in during the pass."""
-
-    __slots__ = ("key", "module", "leaf", "ops", "macs", "extra_flops", "uncounted", "output", "in_shape", "spec")
-
-    def __init__(self, key: tuple[str, int, int], module: nn.Module, leaf: bool) -> None:
-        self.key = key  # (module path, call number, segment number; 0 for a leaf)
-        self.module = module
-        self.leaf = leaf
-        self.ops: list[str] = []
-        self.macs = 0
-        self.extra_flops: dict[str, int] = {}
-        self.uncounted: list[str] = []
-        self.output: Any = None
-        self.in_shape: tuple[int, ...] | None = None
-        self.spec: tuple[Any, ...] | None = None  # the row's defining op: ("conv", kh, kw, cin_per_group, cout), ...
 
 
 class _Frame:
@@ -61,22 +42,6 @@ class _Frame:
         self.leaf = leaf
         self.segment = 0
         self.row: OpRow | None = None
-
-
-def _spec(op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-    if op in counts.CONV_OPS:
-        w = args[1]
-        if w.dim() == 4:
-            return ("conv", w.shape[2], w.shape[3], w.shape[1], w.shape[0])
-        return ("conv", *w.shape[2:], w.shape[1], w.shape[0])
-    if op in ("addmm", "mm"):
-        b = args[2] if op == "addmm" else args[1]
-        return ("fc", b.shape[0], b.shape[1])
-    if op in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
-        k = args[1] if len(args) > 1 else kwargs["kernel_size"]
-        k = list(k) if isinstance(k, (list, tuple)) else [k]
-        return ("pool", "avg" if op == "avg_pool2d" else "max", k[0], k[-1])
-    return None
 
 
 class Interceptor(TorchDispatchMode):
@@ -284,95 +249,3 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             for w in v:
                 if isinstance(w, _Tensor):
                     yield w
-
-
-def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-    """A hashable description of a call: op, tensor shapes/strides/dtypes, everything else by value."""
-    key: list[Any] = [func]
-    append = key.append
-    for a in args:
-        if isinstance(a, _Tensor):
-            append((a.shape, a.stride(), a.dtype))
-        elif type(a) is list or type(a) is tuple:
-            if a and type(a[0]) is int:  # sizes, strides, paddings
-                append(tuple(a))
-            else:
-                append(tuple((b.shape, b.stride(), b.dtype) if isinstance(b, _Tensor) else b for b in a))
-        else:
-            append(a)
-    if kwargs:
-        for name, value in kwargs.items():
-            if isinstance(value, _Tensor):
-                append((name, value.shape, value.stride(), value.dtype))
-            elif isinstance(value, list):
-                return None
-            else:
-                append((name, value))
-    return tuple(key)
-
-
-def _describe_one(t: Any) -> Any:
-    if t is None:
-        return None
-    if not isinstance(t, torch.Tensor) or not t.is_meta or t.storage_offset() != 0:
-        return _UNCACHEABLE
-    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
-        return _UNCACHEABLE
-    return (tuple(t.shape), tuple(t.stride()), t.dtype)
-
-
-def _describe(out: Any) -> Any:
-    if isinstance(out, torch.Tensor):
-        return _describe_one(out)
-    described = [_describe_one(t) for t in out]
-    return _UNCACHEABLE if any(d is _UNCACHEABLE for d in described) else described
-
-
-def _materialise(d: Any) -> torch.Tensor | None:
-    if d is None:
-        return None
-    shape, stride, dtype = d
-    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
-
-
-def storage_key(t: torch.Tensor) -> int:
-    """Identity of ``t``'s storage (views share it). Valid while the tensors compared are alive."""
-    return t.untyped_storage()._cdata
-
-
-def output_tensors(output: Any) -> list[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return [output]
-    return [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
-
-
-class SavedTensorCounter:
-    """``saved_tensors_hooks`` that add up, per row key, the bytes autograd keeps for backward.
-
-    Each storage is counted once (views and in-place results share their storage); storages of parameters,
-    buffers and the input batch are excluded (they exist anyway and are counted separately).
-    """
-
-    def __init__(self, key_fn: Callable[[], tuple[str, int, int]], exclude: set[int]) -> None:
-        self.key_fn = key_fn
-        self.seen = set(exclude)
-        self.bytes: dict[tuple[str, int, int], int] = {}
-        self.alive: list[torch.Tensor] = []
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        key = storage._cdata
-        if key not in self.seen:
-            self.seen.add(key)
-            row = self.key_fn()
-            self.bytes[row] = self.bytes.get(row, 0) + storage.nbytes()
-        self.alive.append(t)
-        return t
-
-    @staticmethod
-    def unpack(t: torch.Tensor) -> torch.Tensor:
-        return t
-
-    @property
-    def total(self) -> int:
-        return sum(self.bytes.values())
