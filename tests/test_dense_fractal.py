@@ -8,7 +8,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.layers.dense import DenseLayer
-from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec, Join
+from cnnzoo.layers.fractal import Join
+from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec
 
 
 # ----------------------------------------------------------------------------------------------------------- DenseNet

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..layers import ConvReLU, InceptionModule, caffe_xavier_
+from ..layers import BasicConv2d, ConvReLU, InceptionAux, InceptionModule, caffe_xavier_
 from ..registry import ModelInfo, PaperResult, register_model
 
 PAPER = (
@@ -66,38 +66,6 @@ class GoogLeNetOutputs(NamedTuple):
     logits: torch.Tensor
     aux_logits2: torch.Tensor  # head on inception (4d)
     aux_logits1: torch.Tensor  # head on inception (4a)
-
-
-class BasicConv2d(nn.Module):
-    """torchvision's GoogLeNet unit: conv (no bias) -> BN (eps 1e-3, from the TF port) -> ReLU, with its key names."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
-
-
-class InceptionAux(nn.Module):
-    """§5 auxiliary classifier: 5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC."""
-
-    def __init__(self, in_channels: int, num_classes: int, *, pool: nn.Module, conv_block, dropout: float) -> None:
-        super().__init__()
-        self.pool = pool  # -> 4x4 (§5: "4x4x512 output for the (4a), and 4x4x528 for the (4d) stage")
-        self.conv = conv_block(in_channels, 128, 1)
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
-        self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(1024, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.pool(x))
-        x = self.relu(self.fc1(self.flatten(x)))
-        return self.fc2(self.dropout(x))
 
 
 class GoogLeNet(nn.Module):
