@@ -283,7 +283,9 @@ for name, model in models.items():
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     gathered = [torch.empty_like(flat) for _ in range(2)]
     dist.all_gather(gathered, flat)
-    print(f"{name} rank={rank} unused={unused} equal={torch.equal(gathered[0], gathered[1])}", flush=True)
+    # one write per line: both ranks share the pipe, and print() writes the text and its newline separately
+    sys.stdout.write(f"{name} rank={rank} unused={unused} equal={torch.equal(gathered[0], gathered[1])}\n")
+    sys.stdout.flush()
 dist.destroy_process_group()
 """
 
