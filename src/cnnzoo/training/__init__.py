@@ -9,7 +9,8 @@ builds the ``Run`` -> per epoch ``train_epoch`` (each batch one ``sgd_step``), `
 - ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones);
 - ``runtime``: device, precision, random streams, torchrun/DDP; ``stops``: signals; ``guard``: stops every rank
   shares;
-- ``trainer``: the loop (``loss``: a step's loss); ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``: the run directory.
+- ``trainer``: the loop (``loss``: a step's loss); ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``:
+  the run directory.
 
 The image pipeline is :mod:`cnnzoo.data`; checkpoints are :mod:`cnnzoo.checkpoint`.
 """
