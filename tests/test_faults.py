@@ -24,6 +24,7 @@ from PIL import Image
 import cnnzoo
 from cnnzoo import checkpoint as ckpt
 from cnnzoo.cli import main
+from cnnzoo.files import DiskFull
 from cnnzoo.training import load_state, train
 from cnnzoo.training import trainer as trainer_module
 from cnnzoo.training.run_files import RunFiles, default_run_dir
@@ -301,7 +302,7 @@ def test_disk_full_is_one_line_and_keeps_the_previous_checkpoint(tmpfs):
     path = folder / "last.pt"
     small = {"format": ckpt.FORMAT, "format_version": 1, "x": torch.zeros(1000)}
     ckpt.save_state(path, small)
-    with pytest.raises(ckpt.DiskFull, match="no space left on device"):
+    with pytest.raises(DiskFull, match="no space left on device"):
         ckpt.save_state(path, {**small, "x": torch.zeros(200_000)}, keep_previous=False)
     assert torch.equal(load_state(path)["x"], small["x"])
     assert not [p for p in folder.iterdir() if ".tmp-" in p.name]

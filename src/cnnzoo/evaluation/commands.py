@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import write_json, write_text
+from ..files import write_json, write_text
 from ..errors import UserError
 from ..training.run_files import confusion_csv
 from .evaluator import ensemble, evaluate_checkpoint, predict

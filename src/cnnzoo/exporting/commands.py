@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ..checkpoint import write_text
+from ..files import write_text
 from ..errors import UserError
 from .exporter import EXPORTERS, FORMATS, RTOL, VerificationError, export
 from .runtime import predict_onnx

@@ -2,13 +2,15 @@
 
 Data flow: the CLI (``commands``) or ``train(...)`` (``api``) builds a ``RunConfig`` (``config``) -> ``prepare``
 builds the ``Run`` -> per epoch ``train_epoch`` (each batch one ``sgd_step``), ``validate``, ``save`` ->
-``finish`` (all in ``trainer``).
+``finish`` (``trainer``; ``finish`` and the early ends in ``ends``).
 
 - ``recipes``: ``Recipe`` (``--set field=value`` parsing, each recipe's ``Geometry``); ``recipe_table``: ``RECIPES``;
 - ``schedules``: SGD from a recipe, learning-rate schedules (pure functions) and reduce-on-plateau;
 - ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones);
-- ``runtime``: device, precision, signals, random streams, torchrun/DDP; ``guard``: stops every rank shares;
-- ``trainer``: the loop; ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``: the run directory.
+- ``runtime``: device, precision, random streams, torchrun/DDP; ``stops``: signals; ``guard``: stops every rank
+  shares;
+- ``trainer``: the loop (``loss``: a step's loss); ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``:
+  the run directory.
 
 The image pipeline is :mod:`cnnzoo.data`; checkpoints are :mod:`cnnzoo.checkpoint`.
 """
@@ -21,7 +23,8 @@ from .evaluate import evaluate
 from .guard import NonFiniteLoss
 from .recipe_table import RECIPES, get_recipe, list_recipes, resolve_recipe
 from .recipes import Recipe, parse_overrides
-from .runtime import Runtime, TrainingInterrupted
+from .runtime import Runtime
+from .stops import TrainingInterrupted
 from .trainer import Run, RunResult, finish, prepare, run_training, save, train_epoch, validate
 
 __all__ = [

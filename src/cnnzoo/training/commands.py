@@ -12,7 +12,8 @@ from .config import RunConfig, configure
 from .guard import NonFiniteLoss
 from .recipe_table import RECIPES, get_recipe, list_recipes
 from .run_files import print_line
-from .runtime import Runtime, TrainingInterrupted, initialized
+from .runtime import Runtime, initialized
+from .stops import TrainingInterrupted
 from .trainer import run_training
 
 _EPILOG = """\

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
+from .. import files
 from ..data import Data
 from ..errors import UserError
 from ..version import __version__
@@ -112,6 +113,10 @@ def summary(
 
 def print_line(line: str) -> None:
     print(line, flush=True)  # flushed: a pipe (a log file, a parent process) sees every epoch as it ends
+
+
+def _silent(line: str) -> None:
+    pass
 
 
 def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
@@ -220,7 +225,7 @@ class RunFiles:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UserError(f"--out {path}: cannot create it ({exc.strerror})") from None
-            ckpt.clean_stale_temps(path)  # left by writes a kill interrupted
+            files.clean_stale_temps(path)  # left by writes a kill interrupted
         return cls(path, main)
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> _Bar:
@@ -228,22 +233,22 @@ class RunFiles:
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.main:
-            ckpt.write_json(self.out / "config.json", config)
+            files.write_json(self.out / "config.json", config)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.main:
-            ckpt.write_json(self.out / "summary.json", summary)
+            files.write_json(self.out / "summary.json", summary)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         if not self.main:
             return
         keys = (*METRIC_FIELDS, "val_count", "train_images", "skipped_steps")
         lines = (json.dumps(row_for_json(row, keys), allow_nan=False) for row in history)
-        ckpt.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
+        files.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
 
     def write_confusion(self, confusion: torch.Tensor, classes: tuple[str, ...]) -> None:
         if self.main:
-            ckpt.write_text(self.out / "confusion_matrix.csv", confusion_csv(confusion, classes))
+            files.write_text(self.out / "confusion_matrix.csv", confusion_csv(confusion, classes))
 
     def save_weights(self, kind: str, net: nn.Module, config: dict[str, Any], *, epoch: int,
                      metrics: dict[str, Any]) -> None:

@@ -1,8 +1,7 @@
 """Where and how a run executes: device, mixed precision, signals, random streams, and torchrun/DDP.
 
 Device and precision: ``resolve_device`` (``auto``: CUDA when available), ``amp_dtype_for`` (bf16 on CUDA by default,
-fp16 with a grad scaler on CUDA only). Signals: :class:`StopFlag` turns SIGINT/SIGTERM into a flag the trainer
-checks after every step (it checkpoints and raises :class:`TrainingInterrupted`).
+fp16 with a grad scaler on CUDA only). Signals: ``stops``.
 
 Data-parallel training across processes (``torchrun --nproc_per_node N -m cnnzoo train ...``): torchrun exports
 ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Runtime` reads them (without them: one process, nothing here does
@@ -27,11 +26,8 @@ from __future__ import annotations
 import datetime
 import os
 import random
-import signal
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,65 +42,6 @@ from ..layers.drop_path import DropPath
 # modules whose random draws are per element (or per sample): private to each data-parallel rank
 PER_ELEMENT_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
                       DropPath)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM/SIGHUP arrived: the state was checkpointed in ``out``; ``--resume out`` continues."""
-
-    def __init__(self, signum: int, out: Path) -> None:
-        super().__init__(f"{signal.Signals(signum).name}: checkpoint saved; resume with --resume {out}")
-        self.signum, self.out = signum, out
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP (the terminal closed)
-
-
-class WorkerDied(TrainingInterrupted):
-    """A data-loading process died (the OOM killer, a signal): checkpointed like a signal, exit status 1."""
-
-    def __init__(self, reason: str, out: Path) -> None:
-        KeyboardInterrupt.__init__(self, f"{reason}; checkpoint saved at the last finished step; resume with "
-                                   f"--resume {out}")
-        self.signum, self.out, self.reason = 0, out, reason
-
-    @property
-    def exit_code(self) -> int:
-        return 1
-
-
-def worker_death(exc: BaseException) -> str | None:
-    """The reason, when ``exc`` is PyTorch's report of a DataLoader worker that died; else None."""
-    text = str(exc)
-    if isinstance(exc, RuntimeError) and "DataLoader worker" in text:
-        return "a data-loading worker died (" + text.split(". ")[0].strip().rstrip(".") + ")"
-    return None
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class StopFlag:
-    """SIGINT/SIGTERM/SIGHUP set a flag that the loop checks after every step; a second SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -308,6 +245,5 @@ def broadcast_buffers(net: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-__all__ = ["RankStreams", "Runtime", "StopFlag", "TrainingInterrupted", "WorkerDied", "all_reduce_max",
-           "all_reduce_sum", "amp_dtype_for", "broadcast_buffers", "convert_sync_batchnorm", "ddp_options",
-           "resolve_device", "rng_state", "set_rng_state", "worker_death", "wrap"]
+__all__ = ["RankStreams", "Runtime", "all_reduce_max", "all_reduce_sum", "amp_dtype_for", "broadcast_buffers",
+           "convert_sync_batchnorm", "ddp_options", "resolve_device", "rng_state", "set_rng_state", "wrap"]

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
@@ -35,19 +34,20 @@ from ..errors import UserError
 from ..registry import create_model
 from .checks import check_memory, replanned
 from .config import RunConfig, default_num_classes, default_workers, input_channels
+from .ends import _stop_mid_epoch, check_weights, finish
 from .evaluate import acc_dtype, evaluate
 from .finetune import head_parameters, start_net
 from .guard import NonFiniteLoss, StepGuard
 from .header import eta, header_lines
-from .recipes import Recipe
+from .loss import _loss, _reduced, _zero_loss
 from .run import Run, RunResult
-from .run_files import RunFiles, check_out, config_record, default_run_dir, epoch_line, print_line, summary
-from .runtime import (RankStreams, Runtime, StopFlag, TrainingInterrupted, WorkerDied, all_reduce_max,
-                      all_reduce_sum, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
-                      worker_death, wrap)
+from .run_files import RunFiles, _silent, check_out, config_record, default_run_dir, epoch_line, print_line
+from .runtime import (RankStreams, Runtime, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
+                      wrap)
 from .scaling import fit_schedule
 from .schedules import Plateau, lr_at, make_sgd
 from .state import restore, save
+from .stops import StopFlag, TrainingInterrupted, WorkerDied, worker_death
 
 
 def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
@@ -222,31 +222,6 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             **({"skipped_steps": skipped} if run.config.on_nonfinite == "skip" else {})}
 
 
-def _stop_mid_epoch(run: Run, epoch: int, done: int, seen_before: int, t0: float, reason: str) -> None:
-    """Checkpoint after step ``done`` of ``epoch`` (weights checked first) and write the summary with ``reason``."""
-    run.train_seconds += time.perf_counter() - t0
-    partial = _reduced(run, seen_before)
-    run.images_seen += int(partial[3])
-    check_weights(run, f"epoch {epoch + 1}, step {done}")
-    save(run, epoch, done, partial)
-    finish(run, interrupted=True, reason=reason)
-
-
-def check_weights(run: Run, where: str) -> None:
-    """Weights that became non-finite (``checkpoint.unusable_tensors``) are never saved, as ``last`` or ``best``:
-    training stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
-    bad = ckpt.unusable_tensors(run.net)
-    # every rank decides alike (batch-norm statistics may differ between ranks): one stops, all stop
-    if not all_reduce_max(torch.tensor([len(bad)], device=run.device)).item():
-        return
-    bad = bad or ["on another process"]
-    message = (f"{len(bad)} tensors of the network became non-finite (inf/NaN; first {bad[0]}) by {where}; "
-               f"training stopped and nothing of it was saved, {run.last_good}. Lower the learning rate "
-               "(--set lr=...)")
-    finish(run, interrupted=True, reason=message)
-    raise NonFiniteLoss(message, run.files.out)
-
-
 def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool:
     """Forward, loss, backward, update; False when the guard drops the step (``--on-nonfinite skip``)."""
     with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
@@ -296,15 +271,6 @@ def end_epoch(run: Run, row: dict[str, Any], confusion: torch.Tensor, t0: float)
                                                   run.num_epochs))
 
 
-def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[str, Any]:
-    """summary.json (every rank takes part: the skipped files are gathered from all of them)."""
-    skipped = run.runtime.union([*run.data.skipped_files, *run.train_loader.skipped, *run.val_loader.skipped])
-    result = summary(run.record, run.data, run.history, run.best, run.train_seconds, run.images_seen,
-                     interrupted=interrupted, net=run.net, skipped_files=skipped, stop_reason=reason)
-    run.files.write_summary(result)
-    return result
-
-
 def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
                  log: Callable[[str], None] | None = print_line) -> RunResult:
     """``prepare``, then the epochs; a signal during validation is agreed by all ranks and stops after it."""
@@ -323,29 +289,3 @@ def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data 
     result = finish(run, interrupted=False)
     run.net.eval()
     return RunResult(run.files.out, run.net, result, run.history)
-
-
-def _reduced(run: Run, seen_before: int) -> list[float]:
-    """This epoch so far, summed over the ranks: loss x n, top-1 hits, images, images since this session began."""
-    extra = run.sums.new_tensor([run.seen, run.seen - seen_before])
-    return all_reduce_sum(torch.cat([run.sums, extra])).tolist()
-
-
-def _loss(out: torch.Tensor | tuple[torch.Tensor, ...], y: torch.Tensor, recipe: Recipe
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the main head plus ``aux_loss_weight`` x each auxiliary head (Szegedy et al. §5)."""
-    logits, *aux = out if isinstance(out, tuple) else (out,)
-    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-    for head in aux:
-        loss = loss + recipe.aux_loss_weight * F.cross_entropy(head, y, label_smoothing=recipe.label_smoothing)
-    return loss, logits
-
-
-def _zero_loss(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """0, through every output: a data-parallel rank whose batch had no readable image still takes part in the
-    gradient all-reduce (with zeros) instead of leaving the other ranks waiting for it."""
-    return sum(o.float().sum() for o in (out if isinstance(out, tuple) else (out,))) * 0.0
-
-
-def _silent(line: str) -> None:
-    pass
