@@ -253,7 +253,8 @@ def test_eval_refuses_wrong_or_unsafe_checkpoints(runs, tmp_path, capsys):
     assert _json(tmp_path / "plain.json")["count"] == 16
     for cls in ("a", "b"):
         (tmp_path / "two" / cls).mkdir(parents=True)
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "two" / cls / "0.png")
+        for i in range(5):  # enough for a validation split of each class
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "two" / cls / f"{i}.png")
     assert main(["eval", "resnet20", "--weights", str(tmp_path / "plain.pt"), "--data", str(tmp_path / "two")]) == 2
     assert "2 classes, but" in capsys.readouterr().err
     with pytest.raises(WeightsError, match=r"shape mismatch at head\.fc\.weight: \(10, 64\) vs \(7, 64\)"):

@@ -75,6 +75,9 @@ class Loader(abc.ABC):
         x = (x - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def close(self) -> None:
+        """Release what the loader holds (worker processes); it may be used again afterwards."""
+
     @abc.abstractmethod
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels) batches of one epoch from ``start_step`` on (a resumed run skips the steps done)."""
@@ -133,6 +136,13 @@ class FolderLoader(Loader):
             if self.train:
                 x = pca_lighting(x, self.geo.pca_lighting, rng(*self.key(epoch, step, 1), device=self.device))
             yield self.finish(x), y.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        """Let the persistent workers go (after one died: torch's SIGCHLD handler would report it again)."""
+        iterator = getattr(self.loader, "_iterator", None)  # persistent workers live on the loader's iterator
+        if iterator is not None:  # (a reference to it may outlive this call, in the worker error's traceback)
+            iterator._shutdown_workers()
+        self.loader = None
 
     def _drop(self, x: torch.Tensor, y: torch.Tensor, bad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Remove the samples whose file failed to decode (labelled ``-1 - index`` by the dataset); report them."""

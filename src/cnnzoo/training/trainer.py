@@ -176,7 +176,8 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     t0, seen_before, skipped = time.perf_counter(), run.seen, 0
     bar = run.files.progress(steps, run.step, f"epoch {epoch + 1}/{run.num_epochs}", run.config.progress, run.seen)
     lr, done = None, run.step
-    batches = enumerate(run.train_loader.epoch(epoch, run.step), start=run.step)
+    epoch_batches = run.train_loader.epoch(epoch, run.step)
+    batches = enumerate(epoch_batches, start=run.step)
     while done < steps:
         try:
             step, (x, y) = next(batches)
@@ -195,6 +196,9 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             if reason is None:
                 raise
             bar.close()
+            epoch_batches.close()  # every loader's workers go before the checkpoint is written: torch's SIGCHLD
+            run.train_loader.close()  # handler would report a dead one again in the middle of it
+            run.val_loader.close()
             _stop_mid_epoch(run, epoch, done, seen_before, t0, reason)
             raise WorkerDied(reason, run.files.out) from None
         bar.step(run.sums, run.seen, lr)
