@@ -155,7 +155,7 @@ class _Bar:
 
 # what a run writes: an --out holding any of these is an earlier run, never written over without --overwrite
 RUN_FILE_NAMES = ("config.json", "metrics.jsonl", "summary.json", "confusion_matrix.csv", "last.pt", "previous.pt",
-                  "last.safetensors", "best.safetensors")
+                  "last.safetensors", "best.safetensors", "report.html")
 
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
