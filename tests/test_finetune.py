@@ -139,7 +139,8 @@ def test_model_args_typed_validated_and_saved(tmp_path, capsys):
     for args, text in cases:
         with pytest.raises(UserError, match=text):
             parse_model_args("resnet20", args)
-    base = ["train", "resnet20", "--data", "synthetic:8", "--image-size", "8", "--epochs", "1", "--device", "cpu"]
+    base = ["train", "resnet20", "--data", "synthetic:8", "--image-size", "8", "--epochs", "1", "--batch-size", "4",
+            "--device", "cpu"]  # a batch the split holds: no clamping warning before the error
     assert main([*base, "--model-arg", "dropout=0.3", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--model-arg dropout=0.3: resnet20:" in err
