@@ -284,7 +284,7 @@ for name, model in models.items():
     gathered = [torch.empty_like(flat) for _ in range(2)]
     dist.all_gather(gathered, flat)
     # one write per line: both ranks share the pipe, and print() writes the text and its newline separately
-    sys.stdout.write(f"{name} rank={rank} unused={unused} equal={torch.equal(gathered[0], gathered[1])}\n")
+    sys.stdout.write(f"{name} rank={rank} unused={unused} equal={torch.equal(gathered[0], gathered[1])}\\n")
     sys.stdout.flush()
 dist.destroy_process_group()
 """

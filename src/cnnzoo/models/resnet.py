@@ -30,7 +30,7 @@ from ..layers.init import init_he_
 from ..layers.residual import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck, make_head, make_stage, make_stem
 from ..layers.shortcut import ShortcutType
 from ..registry import ModelInfo, PaperResult, register_model
-from .resnet_keys import torchvision_key_map
+from ..layers.residual_keys import torchvision_key_map
 
 PAPER = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (arXiv:1512.03385)"
 

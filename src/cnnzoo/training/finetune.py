@@ -20,7 +20,7 @@ from torch import nn
 from ..checkpoint import WeightsError, read_state_dict
 from ..errors import UserError
 from ..layers.shortcut import ZeroPadShortcut
-from ..models.resnet_keys import torchvision_key_map as resnet_key_map
+from ..layers.residual_keys import torchvision_key_map as resnet_key_map
 from ..registry import _entry, create_model
 
 FREEZE = ("backbone",)
