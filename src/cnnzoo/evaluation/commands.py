@@ -106,15 +106,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
                       batch_size=args.batch_size, device=args.device, amp=args.amp)
+    return print_predictions(results, args.json, {"weights": args.weights})
+
+
+def print_predictions(results: list[dict[str, Any]], json_path: str | None, source: dict[str, Any]) -> int:
+    """One line per image (errors on stderr) and, with ``--json``, the report; 1 if an image could not be read."""
     failed = 0
     for r in results:
         if "error" in r:
             failed += 1
             print(f"cnnzoo: error: {r['image']}: {r['error']}", file=sys.stderr)
-        elif args.json != "-":
+        elif json_path != "-":
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
-    if args.json:
-        _write_json(args.json, {"weights": args.weights, "predictions": results})
+    if json_path:
+        _write_json(json_path, {**source, "predictions": results})
     return 1 if failed else 0
 
 

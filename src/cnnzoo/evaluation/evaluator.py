@@ -220,9 +220,17 @@ def predict(
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     device, amp_dtype = _setup(device, amp, batch_size)
     trained = load_trained(weights, model=model, device=device)
-    classes = trained.classes or tuple(str(i) for i in range(trained.num_classes))
-    paths = image_paths(images)
     net, side = _view(trained, tta)
+    return top_k_of_images(net, trained, image_paths(images), top_k=top_k, side=side, batch_size=batch_size,
+                           device=device, amp_dtype=amp_dtype)
+
+
+def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int, side: int | None = None,
+                    batch_size: int = 64, device: torch.device = torch.device("cpu"),
+                    amp_dtype: torch.dtype | None = None) -> list[dict[str, Any]]:
+    """``predict``'s rows for ``paths`` through ``net`` (a network, or an exported file behind the module
+    interface), prepared with ``trained``'s validation view; an unreadable image gets ``"error"``."""
+    classes = trained.classes or tuple(str(i) for i in range(trained.num_classes))
     data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), trained.in_channels,
                 trained.mean, trained.std)
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0)
@@ -236,11 +244,9 @@ def predict(
         if path in skipped:
             results.append({"image": path, "error": "cannot decode this image (skipped)"})
             continue
-        p = next(probs)
-        top = p.topk(k)
+        top = next(probs).topk(k)
         results.append({"image": path, "top": [{"class": classes[i], "probability": v}
                                                for v, i in zip(top.values.tolist(), top.indices.tolist())]})
     return results
 
-
-__all__ = ["check_same_classes", "ensemble", "evaluate_checkpoint", "image_paths", "predict"]
+__all__ = ["check_same_classes", "ensemble", "evaluate_checkpoint", "image_paths", "predict", "top_k_of_images"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from ..files import write_text
+
 from ..errors import UserError
+from ..evaluation.commands import print_predictions
 from .exporter import EXPORTERS, FORMATS, RTOL, VerificationError, export
 from .runtime import predict_onnx
 
@@ -51,20 +50,7 @@ def predict_onnx_command(args: argparse.Namespace) -> int:
     if args.weights or args.model or args.tta != "none":
         raise UserError("--onnx runs the exported file alone: drop --weights, --model and --tta")
     results = predict_onnx(args.onnx, args.images, top_k=args.top_k, batch_size=args.batch_size)
-    failed = 0
-    for r in results:
-        if "error" in r:
-            failed += 1
-            print(f"cnnzoo: error: {r['image']}: {r['error']}", file=sys.stderr)
-        elif args.json != "-":
-            print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
-    if args.json:
-        report = json.dumps({"onnx": args.onnx, "predictions": results}, indent=2)
-        if args.json == "-":
-            print(report)
-        else:
-            write_text(Path(args.json), report + "\n")
-    return 1 if failed else 0
+    return print_predictions(results, args.json, {"onnx": args.onnx})
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,11 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..data.loaders import make_loader
-from ..data.sources import Data, FileSource
-from ..evaluation.evaluator import image_paths
+from ..evaluation.evaluator import image_paths, top_k_of_images
 from ..evaluation.trained import Trained
-from ..training.evaluate import evaluate
 
 EXTRA = "pip install 'cnnzoo[export]'"
 PT2_METADATA = "cnnzoo.json"  # the extra file of a pt2 archive that holds the metadata
@@ -127,25 +124,7 @@ def predict_onnx(path: str | Path, images: list[str | Path], *, top_k: int = 5,
     trained = Trained(path=path, name=meta.get("model", path.stem), net=net, classes=classes,
                       num_classes=len(classes), in_channels=c, image_size=h, eval_resize=meta["eval_resize"],
                       mean=tuple(meta["mean"]), std=tuple(meta["std"]), data=None, val_fraction=0.2)
-    paths = image_paths(images)
-    data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), c, trained.mean,
-                trained.std)
-    loader = make_loader(data, "val", geo=trained.geometry(), batch_size=batch_size, device=torch.device("cpu"),
-                         seed=0)
-    outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-    evaluate(net, loader, num_classes=len(classes), outputs=outputs)
-    skipped = set(loader.skipped)
-    probs = iter(torch.softmax(torch.cat([o for o, _ in outputs]), dim=1) if outputs else [])
-    k = min(top_k, len(classes))
-    results = []
-    for p in paths:
-        if p in skipped:
-            results.append({"image": p, "error": "cannot decode this image (skipped)"})
-            continue
-        top = next(probs).topk(k)
-        results.append({"image": p, "top": [{"class": classes[i], "probability": v}
-                                            for v, i in zip(top.values.tolist(), top.indices.tolist())]})
-    return results
+    return top_k_of_images(net, trained, image_paths(images), top_k=top_k, batch_size=batch_size)
 
 
 __all__ = ["EXTRA", "OnnxNet", "predict_onnx", "read_metadata", "require"]
