@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..files import write_json, write_text
+from ..files import write_text
 from ..errors import UserError
 from ..training.run_files import confusion_csv
 from .evaluator import ensemble, evaluate_checkpoint, predict
+from .output import print_predictions, write_report
 from .tta import TTA_MODES
 
 _SPLITS = ("val", "train", "all")
@@ -34,13 +33,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA, off on CPU)")
     p.add_argument("--workers", type=int, default=0, help="image-folder decoding processes (default 0)")
     p.add_argument("--val-fraction", type=float, help="validation share of a single-tree folder (default: the run's)")
-
-
-def _write_json(path: str, report: dict[str, Any]) -> None:
-    if path == "-":
-        print(json.dumps(report, indent=2))
-    else:
-        write_json(Path(path), report)
 
 
 def _pct(v: float | None) -> str:
@@ -72,7 +64,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_text(Path(args.confusion), confusion_csv(torch.tensor(r["confusion"]), r["classes"]))
         print(f"confusion matrix (rows true, columns predicted) -> {args.confusion}", file=out)
     if args.json:
-        _write_json(args.json, r)
+        write_report(args.json, r)
     return 0
 
 
@@ -90,7 +82,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     for path, model, top1, top5 in rows:
         print(f"{path:<{width}}  {model:<{model_width}}  {_pct(top1):>8}  {_pct(top5):>8}", file=out)
     print(f"ensemble error: top-1 {_pct(e['top1_error'])}, top-5 {_pct(e['top5_error'])}", file=out)
-    _write_json(args.json, r)
+    write_report(args.json, r)
     if args.json != "-":
         print(f"-> {args.json}", file=out)
     return 0
@@ -107,20 +99,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
                       batch_size=args.batch_size, device=args.device, amp=args.amp)
     return print_predictions(results, args.json, {"weights": args.weights})
-
-
-def print_predictions(results: list[dict[str, Any]], json_path: str | None, source: dict[str, Any]) -> int:
-    """One line per image (errors on stderr) and, with ``--json``, the report; 1 if an image could not be read."""
-    failed = 0
-    for r in results:
-        if "error" in r:
-            failed += 1
-            print(f"cnnzoo: error: {r['image']}: {r['error']}", file=sys.stderr)
-        elif json_path != "-":
-            print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
-    if json_path:
-        _write_json(json_path, {**source, "predictions": results})
-    return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

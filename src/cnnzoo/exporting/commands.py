@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import UserError
-from ..evaluation.commands import print_predictions
+from ..evaluation.output import print_predictions
 from .exporter import EXPORTERS, FORMATS, RTOL, VerificationError, export
 from .runtime import predict_onnx
 
