@@ -113,14 +113,14 @@ def _unverified(verified: bool) -> str:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     builder: Callable[..., nn.Module]
     info: ModelInfo
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     torchvision_key_map: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, Entry] = {}
 
 
 def register_model(
@@ -136,10 +136,11 @@ def register_model(
     """
     if info.name in _REGISTRY:
         raise ValueError(f"model {info.name!r} is already registered")
-    _REGISTRY[info.name] = _Entry(builder, info, dict(kwargs), torchvision_key_map)
+    _REGISTRY[info.name] = Entry(builder, info, dict(kwargs), torchvision_key_map)
 
 
-def _entry(name: str) -> _Entry:
+def model_entry(name: str) -> Entry:
+    """The registration of ``name`` (builder, info, fixed kwargs, torchvision key map); unknown names suggest close ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -162,7 +163,7 @@ def list_families() -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    return _entry(name).info
+    return model_entry(name).info
 
 
 def create_model(
@@ -182,7 +183,7 @@ def create_model(
             either a cnnzoo checkpoint or, for torchvision-compatible variants, a torchvision state dict.
         overrides: keyword options of the family's class (e.g. ``drop_path_rate``, ``dropout``).
     """
-    entry = _entry(name)
+    entry = model_entry(name)
     kwargs = {**entry.kwargs, **overrides}
     model = entry.builder(
         num_classes=entry.info.num_classes if num_classes is None else num_classes,

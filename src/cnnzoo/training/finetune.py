@@ -21,7 +21,7 @@ from ..checkpoint import WeightsError, read_state_dict
 from ..errors import UserError
 from ..layers.shortcut import ZeroPadShortcut
 from ..layers.residual_keys import torchvision_key_map as resnet_key_map
-from ..registry import _entry, create_model
+from ..registry import create_model, model_entry
 
 FREEZE = ("backbone",)
 
@@ -68,7 +68,7 @@ def load_pretrained(net: nn.Module, source: str | Path | dict[str, Any], *, mode
     """Copy every tensor of ``source`` whose key and shape fit ``net``; the rest stays as initialised."""
     state = read_state_dict(source)
     own = net.state_dict()
-    key_map = _entry(model).torchvision_key_map if model is not None and _registered(model) else None
+    key_map = model_entry(model).torchvision_key_map if model is not None and _registered(model) else None
     if "linear.weight" in state and "layer1.0.conv1.weight" in state:  # akamaster/pytorch_resnet_cifar10
         pads = [m for m in net.modules() if isinstance(m, ZeroPadShortcut)]
         if pads and not all(m.channel_pad[0] for m in pads):
@@ -119,7 +119,7 @@ def freeze(net: nn.Module, what: str | None) -> int:
 
 def _registered(model: str) -> bool:
     try:
-        _entry(model)
+        model_entry(model)
     except UserError:
         return False
     return True

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import UnknownNameError, UserError
-from ..registry import _entry
+from ..registry import model_entry
 
 _FIXED = ("num_classes", "in_channels", "weights")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -23,7 +23,7 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 def model_options(name: str) -> dict[str, tuple[Any, Any]]:
     """The keyword options ``--model-arg`` accepts for the registered model ``name``: {option: (default, type)}."""
-    entry = _entry(name)
+    entry = model_entry(name)
     target: Any = entry.builder
     params = dict(inspect.signature(target).parameters)
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # a build function passing options to its class
