@@ -2,41 +2,28 @@
 is new, ``--freeze backbone`` trains the head alone, ``head_lr_mult`` scales the head's learning rate.
 
 ``FILE`` is a torchvision state dict (for the ``_tv`` and torchvision-named models: the keys are mapped where cnnzoo's
-names differ), a cnnzoo run's weights or checkpoint, or a plain state dict; it is read by the one safe loading path
-(``checkpoint.read_state_dict``: safetensors, or ``torch.load(weights_only=True)``). The *head* is the network's last
-fully connected layer (the last convolution for the all-convolutional NiN and SqueezeNet): it is what a different
-class count replaces, what ``--freeze backbone`` leaves trainable and what ``head_lr_mult`` applies to.
+names differ), a CIFAR ResNet of akamaster/pytorch_resnet_cifar10, a cnnzoo run's weights or checkpoint, or a plain
+state dict; it is loaded by :func:`cnnzoo.weights.load_weights` with ``strict=False``. The *head* is the network's
+last fully connected layer (the last convolution for the all-convolutional NiN and SqueezeNet): it is what a
+different class count replaces, what ``--freeze backbone`` leaves trainable and what ``head_lr_mult`` applies to.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from ..checkpoint import WeightsError, read_state_dict
+from ..checkpoint import WeightsError
 from ..errors import UserError
 from ..layers.shortcut import ZeroPadShortcut
 from ..layers.residual_keys import torchvision_key_map as resnet_key_map
 from ..registry import create_model, model_entry
+from ..weights import LoadedWeights, load_weights
 
 FREEZE = ("backbone",)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    loaded: tuple[str, ...]  # state-dict keys taken from the file
-    new: tuple[str, ...]  # keys left as initialised (absent from the file, or of another shape)
-    ignored: tuple[str, ...]  # keys of the file the model does not have
-
-    def line(self, source: str) -> str:
-        new = f"; new: {', '.join(self.new)}" if self.new else "; nothing new"
-        extra = f"; {len(self.ignored)} tensors of the file unused" if self.ignored else ""
-        total = len(self.loaded) + len(self.new)
-        return f"weights: loaded {len(self.loaded)} of {total} tensors from {source}{new}{extra}"
 
 
 def start_net(config: Any, net: nn.Module | None, *, num_classes: int, in_channels: int, resumed: bool
@@ -64,29 +51,35 @@ def start_net(config: Any, net: nn.Module | None, *, num_classes: int, in_channe
     return net, lines
 
 
-def load_pretrained(net: nn.Module, source: str | Path | dict[str, Any], *, model: str | None = None) -> Loaded:
-    """Copy every tensor of ``source`` whose key and shape fit ``net``; the rest stays as initialised."""
-    state = read_state_dict(source)
-    own = net.state_dict()
-    key_map = model_entry(model).torchvision_key_map if model is not None and _registered(model) else None
-    if "linear.weight" in state and "layer1.0.conv1.weight" in state:  # akamaster/pytorch_resnet_cifar10
-        pads = [m for m in net.modules() if isinstance(m, ZeroPadShortcut)]
-        if pads and not all(m.channel_pad[0] for m in pads):
-            raise WeightsError(f"{source}: a CIFAR ResNet with option A zeros half before and half after the "
-                               "identity (akamaster layout): build the model with --model-arg zero_pad=split")
-        key_map = resnet_key_map
-    if key_map is not None and not set(state) <= set(own):
-        state = key_map(state)
-    fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    head = {f"{name}.{p}" for name, module in [head_module(net)] for p, _ in module.named_parameters()}
-    loaded_weights = [k for k in fits if own[k].is_floating_point()]
-    if len(loaded_weights) < len([k for k in own if own[k].is_floating_point() and k not in head]) // 2:
-        raise WeightsError(f"weights do not fit {model or type(net).__name__}: only {len(fits)} of {len(own)} "
-                           f"tensors match by name and shape (is {source} for this architecture?)")
-    with torch.no_grad():
-        for key, value in fits.items():
-            own[key].copy_(value)
-    return Loaded(tuple(fits), tuple(k for k in own if k not in fits), tuple(k for k in state if k not in own))
+def load_pretrained(net: nn.Module, source: str | Path | dict[str, Any], *, model: str | None = None
+                    ) -> LoadedWeights:
+    """``source`` into ``net`` as fine-tuning loads it: :func:`~cnnzoo.weights.load_weights` with ``strict=False``,
+    renaming the keys of the file's layout (``layout_key_map``)."""
+    return load_weights(net, source, strict=False, torchvision_key_map=layout_key_map(net, model, source), name=model)
+
+
+def layout_key_map(net: nn.Module, model: str | None, source: object) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The key map of a file to fine-tune ``net`` from: akamaster/pytorch_resnet_cifar10's CIFAR ResNets, recognised
+    by their keys, get the ResNet map (their option-A shortcut zeros half the new channels before the identity and
+    half after: refused unless ``net`` was built with ``zero_pad="split"``); any other file the registered
+    ``model``'s torchvision map, if it has one."""
+    registered = None
+    if model is not None:
+        try:
+            registered = model_entry(model).torchvision_key_map
+        except UserError:  # not a registered name
+            pass
+
+    def key_map(state: dict[str, Any]) -> dict[str, Any]:
+        if "linear.weight" in state and "layer1.0.conv1.weight" in state:  # akamaster/pytorch_resnet_cifar10
+            pads = [m for m in net.modules() if isinstance(m, ZeroPadShortcut)]
+            if pads and not all(m.channel_pad[0] for m in pads):
+                raise WeightsError(f"{source}: a CIFAR ResNet with option A zeros half before and half after the "
+                                   "identity (akamaster layout): build the model with --model-arg zero_pad=split")
+            return resnet_key_map(state)
+        return registered(state) if registered is not None else state
+
+    return key_map
 
 
 def head_module(net: nn.Module) -> tuple[str, nn.Module]:
@@ -117,12 +110,4 @@ def freeze(net: nn.Module, what: str | None) -> int:
     return frozen
 
 
-def _registered(model: str) -> bool:
-    try:
-        model_entry(model)
-    except UserError:
-        return False
-    return True
-
-
-__all__ = ["FREEZE", "Loaded", "freeze", "head_module", "head_parameters", "load_pretrained", "start_net"]
+__all__ = ["FREEZE", "freeze", "head_module", "head_parameters", "layout_key_map", "load_pretrained", "start_net"]
