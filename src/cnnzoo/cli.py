@@ -107,6 +107,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """``cnnzoo predict``: a checkpoint through :mod:`cnnzoo.evaluation`, or ``--onnx FILE`` through
+    :mod:`cnnzoo.exporting` (which builds on evaluation: the choice is made here, above both)."""
+    if args.onnx:
+        return exporting_commands.predict_onnx_command(args)
+    return evaluation_commands.predict_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnzoo",
@@ -136,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         module.register(sub)
+    sub.choices["predict"].set_defaults(func=_cmd_predict)  # evaluation defines its flags, --onnx included
     return parser
 
 

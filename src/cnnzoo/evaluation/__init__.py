@@ -2,7 +2,8 @@
 
 - ``trained``: a checkpoint (or run directory) -> the network and its input pipeline; the evaluation data;
 - ``tta``: test-time augmentation (flip, AlexNet/VGG 10-crop) as a module returning log(mean softmax);
-- ``evaluator``: metrics with the trainer's loaders and ``evaluate``; ensembles; predictions for image files.
+- ``evaluator``: metrics (:mod:`cnnzoo.metrics`) with the trainer's loaders; ensembles; predictions for image files;
+- ``commands``: ``cnnzoo eval``, ``ensemble`` and ``predict`` (``predict --onnx`` is :mod:`cnnzoo.exporting`'s).
 """
 
 from .evaluator import check_same_classes, ensemble, evaluate_checkpoint, predict

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..files import write_text
 from ..errors import UserError
-from ..training.run_files import confusion_csv
+from ..files import write_text
+from ..metrics import confusion_csv
 from .evaluator import ensemble, evaluate_checkpoint, predict
 from .output import print_predictions, write_report
 from .tta import TTA_MODES
@@ -88,14 +88,11 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    if args.onnx:  # an exported file, run by onnxruntime; cnnzoo.exporting imports this package (hence here)
-        from ..exporting.commands import predict_onnx_command
-
-        return predict_onnx_command(args)
+def predict_command(args: argparse.Namespace) -> int:
+    """``cnnzoo predict --weights CKPT IMAGE...`` (``--onnx FILE`` is run by :mod:`cnnzoo.exporting`, which imports
+    this package: the CLI dispatches it)."""
     if not args.weights:
         raise UserError("predict needs --weights CKPT (or --onnx FILE)")
-
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
                       batch_size=args.batch_size, device=args.device, amp=args.amp)
     return print_predictions(results, args.json, {"weights": args.weights})
@@ -147,4 +144,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, ...")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA)")
     p.add_argument("--json", metavar="PATH", help="write the predictions as JSON (- for stdout)")
-    p.set_defaults(func=_cmd_predict)
+    p.set_defaults(func=predict_command)

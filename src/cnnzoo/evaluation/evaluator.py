@@ -1,9 +1,10 @@
-"""``evaluate_checkpoint``, ``ensemble`` and ``predict``: trained networks on data, with the trainer's own pieces.
+"""``evaluate_checkpoint``, ``ensemble`` and ``predict``: trained networks on data, seen as the run's validation saw it.
 
-Batches come from the trainer's loaders (the run's validation view and normalisation), metrics from the trainer's
-``evaluate`` (top-1/top-5 micro-averaged over every sample, loss, confusion matrix). An ensemble averages its
-members' softmax outputs (Krizhevsky et al. 2012 §6: "averaging the predictions of ... similar CNNs"); its metrics
-are ``evaluate`` run over the averaged log-probabilities. Members may be different architectures, with different
+Batches come from the trainer's loaders (:mod:`cnnzoo.data`: the run's validation view and normalisation), metrics
+from :func:`cnnzoo.metrics.classification_metrics`, as in the trainer's validation (top-1/top-5 micro-averaged over
+every sample, loss, confusion matrix). An ensemble averages its members' softmax outputs (Krizhevsky et al. 2012 §6:
+"averaging the predictions of ... similar CNNs"); its metrics are ``classification_metrics`` over the averaged
+log-probabilities. Members may be different architectures, with different
 input sizes and normalisations, as long as they were trained on the same classes.
 """
 
@@ -17,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UserError
 from ..data import Data, FileSource, make_loader
 from ..data.sources import IMAGE_EXTENSIONS
-from ..training.evaluate import evaluate
-from ..training.runtime import amp_dtype_for, resolve_device
+from ..device import amp_dtype_for, resolve_device
+from ..errors import UserError
+from ..metrics import classification_metrics
 from .trained import Trained, eval_data, load_trained
 from .tta import TTA_MODES, TestTimeAugmentation
 
@@ -46,7 +47,8 @@ def _pass(trained: Trained, data: Data, *, tta: str, batch_size: int, amp_dtype:
     device = next(trained.net.parameters()).device
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0,
                          workers=workers)
-    metrics = evaluate(model, loader, num_classes=len(data.classes), amp_dtype=amp_dtype, outputs=outputs)
+    metrics = classification_metrics(model, loader, num_classes=len(data.classes), amp_dtype=amp_dtype,
+                                     outputs=outputs)
     return metrics, [*data.skipped_files, *loader.skipped]
 
 
@@ -105,7 +107,8 @@ def evaluate_checkpoint(
 
 
 class _Outputs:
-    """A loader over precomputed network outputs (on the CPU), so that ``evaluate`` can score an ensemble."""
+    """A loader over precomputed network outputs (on the CPU), so that ``classification_metrics`` can score an
+    ensemble."""
 
     device = torch.device("cpu")
 
@@ -174,7 +177,8 @@ def ensemble(
         s = _summary(metrics, d.classes)
         rows.append({"weights": str(trained.path), "model": trained.name, **{k: s[k] for k in _KEYS}})
     mean_log = log_sum - math.log(len(nets))  # log of the mean softmax
-    combined = _summary(evaluate(nn.Identity(), _Outputs(mean_log, labels), num_classes=len(classes)), classes)
+    combined = _summary(classification_metrics(nn.Identity(), _Outputs(mean_log, labels), num_classes=len(classes)),
+                        classes)
     return {
         "data": spec, "split": split, "tta": tta, "members": rows,
         "ensemble": {k: combined[k] for k in (*_KEYS, "per_class")}, "classes": list(classes),
@@ -235,7 +239,7 @@ def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int,
                 trained.mean, trained.std)
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0)
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-    evaluate(net, loader, num_classes=len(classes), amp_dtype=amp_dtype, outputs=outputs)
+    classification_metrics(net, loader, num_classes=len(classes), amp_dtype=amp_dtype, outputs=outputs)
     skipped = dict.fromkeys(loader.skipped)
     probs = iter(torch.softmax(torch.cat([o for o, _ in outputs]), dim=1) if outputs else [])
     k = min(top_k, len(classes))
@@ -248,5 +252,6 @@ def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int,
         results.append({"image": path, "top": [{"class": classes[i], "probability": v}
                                                for v, i in zip(top.values.tolist(), top.indices.tolist())]})
     return results
+
 
 __all__ = ["check_same_classes", "ensemble", "evaluate_checkpoint", "image_paths", "predict", "top_k_of_images"]

@@ -9,7 +9,7 @@
 
 The wrapped module returns log-probabilities, log(mean softmax), computed as a log-sum-exp of log-softmaxes (no
 underflow); cross-entropy of them is the negative log-likelihood of the averaged prediction, and their top-k is the
-top-k of the average, so the trainer's ``evaluate`` reports TTA metrics unchanged.
+top-k of the average, so :func:`cnnzoo.metrics.classification_metrics` reports TTA metrics unchanged.
 """
 
 from __future__ import annotations

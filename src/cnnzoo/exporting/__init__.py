@@ -6,7 +6,8 @@
 """
 
 from .exporter import EXPORTERS, FORMATS, RTOL, ExportResult, VerificationError, export
-from .runtime import EXTRA, OnnxNet, predict_onnx, read_metadata
+from .metadata import EXTRA, read_metadata
+from .onnx_inference import OnnxNet, predict_onnx
 
 __all__ = ["EXPORTERS", "EXTRA", "FORMATS", "RTOL", "ExportResult", "OnnxNet", "VerificationError", "export",
            "predict_onnx", "read_metadata"]

@@ -8,7 +8,7 @@ import sys
 from ..errors import UserError
 from ..evaluation.output import print_predictions
 from .exporter import EXPORTERS, FORMATS, RTOL, VerificationError, export
-from .runtime import predict_onnx
+from .onnx_inference import predict_onnx
 
 
 _EPILOG = """\
@@ -46,7 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def predict_onnx_command(args: argparse.Namespace) -> int:
-    """``cnnzoo predict --onnx FILE IMAGE...`` (called by the predict command when ``--onnx`` is given)."""
+    """``cnnzoo predict --onnx FILE IMAGE...`` (``cli`` dispatches ``predict`` here when ``--onnx`` is given)."""
     if args.weights or args.model or args.tta != "none":
         raise UserError("--onnx runs the exported file alone: drop --weights, --model and --tta")
     results = predict_onnx(args.onnx, args.images, top_k=args.top_k, batch_size=args.batch_size)

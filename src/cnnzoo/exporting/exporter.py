@@ -28,7 +28,8 @@ from ..evaluation.trained import load_trained
 from ..registry import create_model, model_info
 from ..version import __version__
 from .onnx_export import MIN_OPSET, export_onnx
-from .runtime import PT2_METADATA, OnnxNet, encode_metadata
+from .metadata import PT2_METADATA, encode_metadata
+from .onnx_inference import OnnxNet
 
 FORMATS = ("onnx", "pt2")
 EXPORTERS = ("auto", "dynamo", "torchscript")

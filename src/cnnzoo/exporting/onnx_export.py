@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import UserError
 from .lrn import translation_table, with_onnx_lrn
-from .runtime import encode_metadata, require
+from .metadata import encode_metadata, require
 
 MIN_OPSET = 7  # the TorchScript-based exporter's floor
 
