@@ -1,31 +1,42 @@
 """Training with the papers' recipes: ``train(...)`` (also ``cnnzoo.train`` and ``cnnzoo train MODEL``).
 
-Data flow: the CLI (``commands``) or ``train(...)`` (``api``) builds a ``RunConfig`` (``config``) -> ``prepare``
-builds the ``Run`` -> per epoch ``train_epoch`` (each batch one ``sgd_step``), ``validate``, ``save`` ->
-``finish`` (``trainer``; ``finish`` and the early ends in ``ends``).
+The data flow of a run::
 
-- ``recipes``: ``Recipe`` (``--set field=value`` parsing, each recipe's ``Geometry``); ``recipe_table``: ``RECIPES``;
-- ``schedules``: SGD from a recipe, learning-rate schedules (pure functions) and reduce-on-plateau;
-- ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones);
-- ``runtime``: device, precision, random streams, torchrun/DDP; ``stops``: signals; ``guard``: stops every rank
-  shares;
-- ``trainer``: the loop (``loss``: a step's loss); ``evaluate``: top-1/top-5 and the confusion matrix; ``run_files``:
-  the run directory.
+    cnnzoo train ... (commands) | train(...) (api)
+      -> RunConfig (config: the recipe resolved with --set, --model-arg typed; --resume reloads config.json)
+      -> prepare(config) -> Run (trainer; run): device and precision (cnnzoo.device), data and loaders (cnnzoo.data),
+         the network (finetune: --weights, --freeze), SGD and the fitted schedule (schedules), DDP (distributed),
+         the run directory and header (run_files), the resumed state (run.restore)
+      -> per epoch: train_epoch, each batch one sgd_step; validate (cnnzoo.metrics); end_epoch: metrics.jsonl,
+         best weights, last.pt (run.save)
+      -> finish: summary.json -> RunResult
 
-The image pipeline is :mod:`cnnzoo.data`; checkpoints are :mod:`cnnzoo.checkpoint`.
+A signal, a dead loader worker or a non-finite loss or weights (stopping) ends the run early through the same
+``finish``, with a checkpoint at the last good step.
+
+- ``trainer``: the whole loop, and ``finish``; ``run``: ``Run``, ``RunResult``, the saved state (``save``/``restore``);
+- ``config``: ``RunConfig``, ``configure`` (new runs and resumed ones), ``--model-arg`` parsing;
+- ``recipes``: ``Recipe`` (``--set field=value`` parsing, each recipe's ``Geometry``) and ``RECIPES``, the papers' rows;
+- ``schedules``: SGD from a recipe, the learning-rate schedules (pure functions), reduce-on-plateau, the schedule
+  fitted to the run's length;
+- ``stopping``: signals, dead workers, the non-finite guard: every early stop, decided alike on all ranks;
+- ``distributed``: torchrun/DDP, collectives, per-rank random streams; ``finetune``: starting from weights;
+- ``run_files``: the run directory and the console (header, epoch lines, progress bar); ``commands``: the CLI.
+
+The image pipeline is :mod:`cnnzoo.data`; metrics are :mod:`cnnzoo.metrics`; checkpoints :mod:`cnnzoo.checkpoint`.
 """
 
 from ..checkpoint import CheckpointError, load_state, read_checkpoint, read_weights_metadata
 from ..data import Data, load_data
+from ..metrics import classification_metrics
+from ..metrics import classification_metrics as evaluate  # its former name here
 from .api import train
 from .config import RunConfig, configure
-from .evaluate import evaluate
-from .guard import NonFiniteLoss
-from .recipe_table import RECIPES, get_recipe, list_recipes, resolve_recipe
-from .recipes import Recipe, parse_overrides
-from .runtime import Runtime
-from .stops import TrainingInterrupted
-from .trainer import Run, RunResult, finish, prepare, run_training, save, train_epoch, validate
+from .distributed import Runtime
+from .recipes import RECIPES, Recipe, get_recipe, list_recipes, parse_overrides, resolve_recipe
+from .run import Run, RunResult, save
+from .stopping import NonFiniteLoss, TrainingInterrupted
+from .trainer import finish, prepare, run_training, train_epoch, validate
 
 __all__ = [
     "RECIPES",
@@ -38,6 +49,7 @@ __all__ = [
     "RunResult",
     "Runtime",
     "TrainingInterrupted",
+    "classification_metrics",
     "configure",
     "evaluate",
     "finish",

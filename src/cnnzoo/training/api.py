@@ -12,8 +12,9 @@ from torch import nn
 from ..data import Data
 from .config import configure
 from .recipes import Recipe
+from .run import RunResult
 from .run_files import print_line
-from .trainer import RunResult, run_training
+from .trainer import run_training
 
 
 def train(
@@ -63,7 +64,7 @@ def train(
             processes; a damaged ``last.pt`` falls back to ``previous.pt``.
         checkpoints: write ``last``/``best`` checkpoints (off for smoke tests and benchmarks).
         sync_bn: under torchrun on CUDA, batch-norm statistics over the global batch (``SyncBatchNorm``).
-        on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``guard``).
+        on_nonfinite: ``"stop"`` (default) or ``"skip"`` a step whose loss is inf/NaN (see ``stopping``).
         overwrite: ``out`` may hold an earlier run, whose files are removed first (default: refused).
         cache: image folders: ``"auto"`` (decoded once, held in memory when they fit a quarter of the free
             memory, kept on disk for the next run), ``"memory"``, ``"disk"`` or ``"off"`` (decoded every epoch).

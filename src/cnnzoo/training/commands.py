@@ -9,11 +9,10 @@ import torch.distributed
 
 from ..errors import UserError
 from .config import RunConfig, configure
-from .guard import NonFiniteLoss
-from .recipe_table import RECIPES, get_recipe, list_recipes
+from .distributed import Runtime, initialized
+from .recipes import RECIPES, get_recipe, list_recipes
 from .run_files import print_line
-from .runtime import Runtime, initialized
-from .stops import TrainingInterrupted
+from .stopping import NonFiniteLoss, TrainingInterrupted
 from .trainer import run_training
 
 _EPILOG = """\

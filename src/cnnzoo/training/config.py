@@ -6,17 +6,26 @@ seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/c
 settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
 model, data, recipe, size or seed is refused, since the run would silently become another run. The one rule for the
 schedule: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer
-prints the change (``checks.replanned``).
+prints the change (``schedules.replanned``).
 
 ``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
 steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.
+
+``--model-arg NAME=VALUE`` (``parse_model_args``): a family's constructor options from the command line, typed and
+validated. The valid names are the keyword options of the model's class (``ResNet(dropout=..., drop_path_rate=...)``),
+less what the registry fixes for the name (its spec) and what the trainer sets (classes, channels). A value is
+converted to the option's type (from its annotation, else from its default); a wrong name or value is a one-line
+error naming the valid options.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import json
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +36,12 @@ from torch import nn
 from ..checkpoint import CheckpointError
 from ..data.cache import CACHE_MODES
 from ..data.load import check_val_fraction
-from ..errors import UserError
-from ..registry import ModelInfo, model_info
-from .guard import POLICIES
-from .model_args import parse_model_args
-from .recipe_table import resolve_recipe
-from .recipes import Recipe, parse_overrides
+from ..device import AMP_MODES
+from ..errors import UnknownNameError, UserError
+from ..registry import ModelInfo, model_entry, model_info
+from .recipes import FALSE_WORDS, TRUE_WORDS, Recipe, parse_overrides, resolve_recipe
+from .stopping import POLICIES
 
-AMP_MODES = ("off", "bf16", "fp16")
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
 # what a session may change when it resumes a run (everything else is the run's own)
 SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
@@ -221,3 +228,91 @@ def input_channels(config: RunConfig, net: nn.Module | None) -> int:
 def default_num_classes(config: RunConfig, net: nn.Module | None) -> int:
     """The model's class count (what ``synthetic`` data draws labels from); 10 for a module."""
     return model_info(config.model).num_classes if net is None else 10
+
+
+# --- `--model-arg NAME=VALUE` ----------------------------------------------------------------------------------------
+
+_FIXED = ("num_classes", "in_channels", "weights")
+
+
+def model_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """The keyword options ``--model-arg`` accepts for the registered model ``name``: {option: (default, type)}."""
+    entry = model_entry(name)
+    target: Any = entry.builder
+    params = dict(inspect.signature(target).parameters)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # a build function passing options to its class
+        cls = _hints(target).get("return")
+        if isinstance(cls, type):
+            params = {**{k: p for k, p in params.items() if p.kind is not p.VAR_KEYWORD},
+                      **inspect.signature(cls).parameters}
+            target = cls
+    hints = _hints(target.__init__ if isinstance(target, type) else target)
+    return {k: (p.default, hints.get(k, p.annotation)) for k, p in params.items()
+            if p.kind is p.KEYWORD_ONLY and k not in _FIXED and k not in entry.kwargs
+            and p.default is not inspect.Parameter.empty}
+
+
+def _hints(obj: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(obj)
+    except Exception:  # an annotation that does not resolve: fall back to the defaults' types
+        return {}
+
+
+def parse_model_args(name: str, items: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """``["dropout=0.3", "drop_path_mode=batch"]`` (strings typed) or a mapping (names checked) -> kwargs."""
+    options = model_options(name)
+    pairs = list(items.items()) if isinstance(items, Mapping) else [_split(item) for item in items]
+    result: dict[str, Any] = {}
+    valid = ", ".join(options) or "none"
+    for key, value in pairs:
+        if key not in options:
+            close = difflib.get_close_matches(key, list(options), n=2, cutoff=0.5)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise UnknownNameError(f"--model-arg {key}: {name} has no such option; {hint}options: {valid}")
+        result[key] = _typed(name, key, value, options[key]) if isinstance(value, str) else value
+    return result
+
+
+def _split(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--model-arg expects name=value, got {item!r}")
+    return key.strip(), value.strip()
+
+
+def _typed(model: str, key: str, text: str, option: tuple[Any, Any]) -> Any:
+    default, hint = option
+    args = typing.get_args(hint)
+    hint_name = (getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+                 if hint is not inspect.Parameter.empty else type(default).__name__)
+    kinds = set(args) | {typing.get_origin(hint) or hint}
+    try:
+        if typing.get_origin(hint) is typing.Literal:
+            if text not in map(str, args):
+                raise ValueError(f"expected one of {', '.join(map(str, args))}")
+            return text
+        if text.lower() in ("none", "null") and (type(None) in kinds or default is None):
+            return None
+        if bool in kinds or isinstance(default, bool):
+            if text.lower() in TRUE_WORDS + FALSE_WORDS:
+                return text.lower() in TRUE_WORDS
+            raise ValueError("expected true or false")
+        if "," in text and any(typing.get_origin(k) is tuple or k is tuple for k in kinds):
+            return tuple(float(v) for v in text.split(","))
+        if int in kinds or (isinstance(default, int) and float not in kinds):
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError("expected an integer")
+            return int(number)
+        if float in kinds or isinstance(default, float):
+            return float(text)
+        return text
+    except ValueError as exc:
+        raise UserError(f"--model-arg {key}={text}: bad value for {model}'s option {key} ({hint_name}): "
+                        f"{exc}") from None
+
+
+__all__ = ["AMP_MODES", "QUICK_DIGITS_SIZE", "SESSION_FIELDS", "RunConfig", "check_image_size", "configure",
+           "default_num_classes", "default_workers", "input_channels", "model_identity", "model_options",
+           "parse_model_args", "read_run_config"]

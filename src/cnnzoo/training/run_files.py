@@ -1,13 +1,22 @@
-"""What a run writes to its directory: config.json, metrics.jsonl, summary.json, confusion_matrix.csv, weights.
+"""What a run writes: its directory (config.json, metrics.jsonl, summary.json, confusion_matrix.csv, weights) and
+its console output (the header, one line per epoch with the ETA, the progress bar).
 
 Every file is written whole and atomically (temporary file + ``os.replace``): metrics.jsonl is rewritten from the
 checkpointed history each epoch, so a resumed run has exactly one line per epoch.
+
+The first lines of a run, ``header_lines(...)``, say what it trains on, what it trains, with which recipe, schedule
+and augmentation, e.g.::
+
+    data: /photos (train/ + val/), 10 classes, 8,000 training / 2,000 validation images, held in memory (decoded once)
+    model: resnet20, 272,474 parameters
+    recipe: resnet_cifar (He et al. 2016 §4.2 (batch 128, ...))
+    schedule: lr 0.1, x0.1 at epochs 4 and 6 of 8 (He et al.'s 32k/48k of 64k iterations, scaled x0.0077)
+    augmentation at 32 px: pad 4 (zeros) + random 32x32 crop, flip on
+    plan: 8 epochs x 62 steps = 496 steps, batch 128
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -25,10 +34,11 @@ from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
 from .. import files
-from ..data import Data
+from ..data import Data, Geometry
 from ..errors import UserError
+from ..metrics import confusion_csv
 from ..version import __version__
-from .config import RunConfig
+from .config import QUICK_DIGITS_SIZE, RunConfig
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "images_per_s",
                  "seconds")
@@ -111,48 +121,6 @@ def summary(
     }
 
 
-def print_line(line: str) -> None:
-    print(line, flush=True)  # flushed: a pipe (a log file, a parent process) sees every epoch as it ends
-
-
-def _silent(line: str) -> None:
-    pass
-
-
-def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
-    return (
-        f"epoch {row['epoch']:>3}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
-        f"top-1 {row['train_top1']:.2f}%  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
-        f"top-5 {row['val_top5']:.2f}%  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s"
-    )
-
-
-class _Bar:
-    """tqdm with loss / top-1 / img/s, refreshed about once a second (the only mid-epoch host sync)."""
-
-    def __init__(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int) -> None:
-        # enabled=None: tqdm decides, i.e. quiet when stderr is not a terminal
-        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, disable=None if enabled is None
-                        else not enabled, dynamic_ncols=True)
-        self.t0 = self.last = time.perf_counter()
-        self.seen0 = seen  # a resumed epoch starts part-way
-
-    def step(self, sums: torch.Tensor, seen: int, lr: float) -> None:
-        if self.bar.disable:
-            return
-        self.bar.update(1)
-        now = time.perf_counter()
-        if now - self.last >= 1.0:
-            loss, hits = sums.tolist()
-            self.bar.set_postfix(loss=f"{loss / max(seen, 1):.3f}", top1=f"{100 * hits / max(seen, 1):.1f}%",
-                                 img_s=f"{(seen - self.seen0) / (now - self.t0):,.0f}", lr=f"{lr:.3g}",
-                                 refresh=False)
-            self.last = now
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 # what a run writes: an --out holding any of these is an earlier run, never written over without --overwrite
 RUN_FILE_NAMES = ("config.json", "metrics.jsonl", "summary.json", "confusion_matrix.csv", "last.pt", "previous.pt",
                   "last.safetensors", "best.safetensors", "report.html")
@@ -198,16 +166,6 @@ def row_for_json(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {**out, "nonfinite": bad} if bad else out
 
 
-def confusion_csv(confusion: torch.Tensor, classes: tuple[str, ...] | list[str]) -> str:
-    """Rows are the true classes, columns the predicted ones (scikit-learn's orientation)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["true \\ predicted", *classes])
-    for name, row in zip(classes, confusion.tolist()):
-        writer.writerow([name, *row])
-    return buffer.getvalue()
-
-
 @dataclass
 class RunFiles:
     """The run directory. ``main=False`` (data-parallel ranks other than 0): nothing is written, no progress shown."""
@@ -228,8 +186,8 @@ class RunFiles:
             files.clean_stale_temps(path)  # left by writes a kill interrupted
         return cls(path, main)
 
-    def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> _Bar:
-        return _Bar(total, initial, desc, enabled if self.main else False, seen)
+    def progress(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int = 0) -> ProgressBar:
+        return ProgressBar(total, initial, desc, enabled if self.main else False, seen)
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.main:
@@ -261,3 +219,109 @@ class RunFiles:
         metadata.update(recipe=config["recipe"]["name"], epoch=epoch, cnnzoo_version=__version__,
                         val_top1=metrics.get("val_top1"), val_top5=metrics.get("val_top5"))
         ckpt.save_weights(self.out / f"{kind}.safetensors", net.state_dict(), metadata)
+
+
+# --- console output --------------------------------------------------------------------------------------------------
+
+def print_line(line: str) -> None:
+    print(line, flush=True)  # flushed: a pipe (a log file, a parent process) sees every epoch as it ends
+
+
+def silent(line: str) -> None:
+    """The log of a run that prints nothing (``log=None``, and every data-parallel rank but 0)."""
+
+
+def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
+    return (
+        f"epoch {row['epoch']:>3}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
+        f"top-1 {row['train_top1']:.2f}%  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
+        f"top-5 {row['val_top5']:.2f}%  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s"
+    )
+
+
+HELD = {"resident": "held in memory (decoded once)", "cache": "held in memory (read from the disk cache)",
+        "streamed": "streamed from the files (decoded every epoch)"}
+
+
+def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, schedule_line: str,
+                 steps_per_epoch: int, total_steps: int, num_epochs: int, extra: list[str] = ()) -> list[str]:
+    """``extra``: lines after the model's (fine-tuning: what was loaded, what is frozen)."""
+    recipe = config.recipe
+    layout = f" ({data.layout})" if data.layout else ""
+    held = HELD.get(data.held, data.held) if data.layout else "resident on the device"
+    options = "".join(f", {k}={v}" for k, v in config.model_kwargs.items())
+    default = ""
+    if data.spec == "digits" and recipe.name == "quick" and config.image_size == QUICK_DIGITS_SIZE:
+        default = f" (the default on digits without --recipe or a length: the quick recipe at {QUICK_DIGITS_SIZE} px)"
+    return [
+        f"data: {data.spec}{layout}, {data.num_classes} classes, {len(data.train):,} training / "
+        f"{len(data.val):,} validation images, {held}",
+        f"model: {config.model}, {params:,} parameters{options}",
+        *extra,
+        f"recipe: {recipe.name}{default} ({recipe.source})",
+        schedule_line,
+        augmentation_line(geo),
+        f"plan: {num_epochs} epochs x {steps_per_epoch:,} steps = {total_steps:,} steps, batch {recipe.batch_size}",
+    ]
+
+
+def augmentation_line(geo: Geometry) -> str:
+    """The augmentation actually applied at this input size (pixel counts already scaled to it)."""
+    s = geo.size
+    match geo.policy:
+        case "pad_crop":
+            what = f"pad {geo.pad} ({geo.pad_mode}) + random {s}x{s} crop" if geo.pad else f"no crop ({s}x{s} view)"
+        case "random_crop":
+            what = f"short side {geo.resize}, random {s}x{s} crop"
+        case "scale_jitter":
+            lo, hi = geo.short_side_range
+            what = f"short side jittered in [{lo}, {hi}], random {s}x{s} crop"
+        case "random_resized_crop":
+            a, b = geo.area_range
+            what = f"random-resized crop ({a:.0%}-{b:.0%} of the area) to {s}x{s}"
+        case _:
+            what = f"none (centre {s}x{s} view)"
+    light = f", PCA lighting {geo.pca_lighting:g}" if geo.pca_lighting else ""
+    return f"augmentation at {s} px: {what}, flip {'on' if geo.flip else 'off'}{light}"
+
+
+def eta(seconds_done: float, epochs_done: int, num_epochs: int) -> str:
+    """``, ETA 1m23s`` from the mean epoch time so far."""
+    left = (num_epochs - epochs_done) * seconds_done / max(1, epochs_done)
+    if epochs_done >= num_epochs:
+        return ""
+    minutes, secs = divmod(round(left), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return f", ETA {text}"
+
+
+class ProgressBar:
+    """tqdm with loss / top-1 / img/s, refreshed about once a second (the only mid-epoch host sync)."""
+
+    def __init__(self, total: int, initial: int, desc: str, enabled: bool | None, seen: int) -> None:
+        # enabled=None: tqdm decides, i.e. quiet when stderr is not a terminal
+        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, disable=None if enabled is None
+                        else not enabled, dynamic_ncols=True)
+        self.t0 = self.last = time.perf_counter()
+        self.seen0 = seen  # a resumed epoch starts part-way
+
+    def step(self, sums: torch.Tensor, seen: int, lr: float) -> None:
+        if self.bar.disable:
+            return
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.last >= 1.0:
+            loss, hits = sums.tolist()
+            self.bar.set_postfix(loss=f"{loss / max(seen, 1):.3f}", top1=f"{100 * hits / max(seen, 1):.1f}%",
+                                 img_s=f"{(seen - self.seen0) / (now - self.t0):,.0f}", lr=f"{lr:.3g}",
+                                 refresh=False)
+            self.last = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+__all__ = ["METRIC_FIELDS", "RUN_FILE_NAMES", "ProgressBar", "RunFiles", "augmentation_line", "check_out",
+           "config_record", "default_run_dir", "epoch_line", "eta", "git_commit", "header_lines", "print_line",
+           "row_for_json", "silent", "summary"]

@@ -1,21 +1,24 @@
-"""The trainer, in the order a run happens: ``prepare(config) -> Run``, then per epoch ``train_epoch`` (each batch
-one ``sgd_step``), ``validate`` and ``end_epoch`` (metrics, best weights, ``save`` of the training state from
-``state``); ``finish`` writes the summary. ``run_training`` is that sequence.
+"""The trainer, the whole loop in the order a run happens: ``prepare(config) -> Run``, then per epoch ``train_epoch``
+(each batch one ``sgd_step``), ``validate`` and ``end_epoch`` (metrics, best weights, ``save`` of the training state,
+see ``run``); ``finish`` writes the summary, for a finished run or one that stopped early. ``run_training`` is that
+sequence.
 
 Per step: set the scheduled lr, forward under autocast (bf16; fp16 with a grad scaler on CUDA), cross-entropy (+0.3 x
 each auxiliary head's loss for GoogLeNet), backward, SGD step. Loss and accuracy are summed on the device and read
 once per epoch (and about once a second for the progress bar), so the device never waits for the host.
 After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last`` checkpoint, ``best`` weights.
 
-The same loop runs under ``torchrun`` (``runtime``: sharded loaders, DDP, sums reduced over the ranks, rank 0
-writes), and every decision that ends a run early, a signal or a non-finite loss (``guard``), is taken by all ranks
-at the same step. A run stopped by a signal (or by a data-loading worker that died) resumes bit-identically on the
-CPU with the same thread count, mid-epoch included. Weights that became non-finite are never saved (``check_weights``).
+The same loop runs under ``torchrun`` (``distributed``: sharded loaders, DDP, sums reduced over the ranks, rank 0
+writes), and every decision that ends a run early, a signal, a dead loader worker or a non-finite loss, is taken by
+all ranks at the same step (``stopping``). A run stopped mid-epoch is checkpointed at its last finished step and
+resumes bit-identically on the CPU with the same thread count. Weights that became non-finite are never saved
+(``check_weights``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import time
@@ -25,29 +28,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..analysis import analyze
 from ..data import Data, load_data, make_loader
 from ..data.cache import hold_folder
+from ..device import amp_dtype_for, resolve_device, sum_dtype
 from ..errors import UserError
-from ..registry import create_model
-from .checks import check_memory, replanned
+from ..metrics import classification_metrics
+from ..registry import model_info
 from .config import RunConfig, default_num_classes, default_workers, input_channels
-from .ends import _stop_mid_epoch, check_weights, finish
-from .evaluate import acc_dtype, evaluate
+from .distributed import RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm, wrap
 from .finetune import head_parameters, start_net
-from .guard import NonFiniteLoss, StepGuard
-from .header import eta, header_lines
-from .loss import _loss, _reduced, _zero_loss
-from .run import Run, RunResult
-from .run_files import RunFiles, _silent, check_out, config_record, default_run_dir, epoch_line, print_line
-from .runtime import (RankStreams, Runtime, amp_dtype_for, broadcast_buffers, convert_sync_batchnorm, resolve_device,
-                      wrap)
-from .scaling import fit_schedule
-from .schedules import Plateau, lr_at, make_sgd
-from .state import restore, save
-from .stops import StopFlag, TrainingInterrupted, WorkerDied, worker_death
+from .run import Run, RunResult, restore, save
+from .run_files import (RunFiles, check_out, config_record, default_run_dir, epoch_line, eta, header_lines, print_line,
+                        silent, summary)
+from .schedules import Plateau, fit_schedule, lr_at, make_sgd, replanned
+from .stopping import NonFiniteLoss, StepGuard, StopFlag, TrainingInterrupted, WorkerDied, worker_death
 
 
 def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
@@ -148,9 +147,9 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
         files=RunFiles.create(out, main=runtime.main, replace=earlier),
-        log=(log or _silent) if runtime.main else _silent,
+        log=(log or silent) if runtime.main else silent,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
-        sums=torch.zeros(2, dtype=acc_dtype(device), device=device),
+        sums=torch.zeros(2, dtype=sum_dtype(device), device=device),
         last_good="checkpoints are off" if not config.checkpoints else "no checkpoint had been written yet",
         zero_grads_to_none=not getattr(net, "skips_layers", False),
     )
@@ -165,6 +164,35 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         restore(run, state, path)
     run.files.write_config(record)
     return run
+
+
+def check_memory(model: str, size: int, batch: int, device: torch.device) -> None:
+    """Refuse an input side whose training memory, as the analyzer predicts it (parameters, gradients, optimizer
+    state, saved activations and the input batch), exceeds the device's memory, instead of trying to allocate it.
+
+    Only sides above twice the model's own are checked (where such surprises happen): the analyzer runs at the
+    model's side and the per-image bytes (saved activations, input) are scaled by the area ratio."""
+    native = model_info(model).input_size
+    if size <= 2 * native[1]:
+        return
+    report = analyze(model, native, batch_size=1).totals
+    fixed = report.param_bytes + report.buffer_bytes + report.grad_bytes + report.optimizer_bytes
+    per_image = (report.saved_activation_bytes or report.activation_bytes) + report.input_bytes
+    need = fixed + per_image * batch * (size / native[1]) ** 2
+    have = device_memory_bytes(device)
+    if have and need > have:
+        raise UserError(f"--image-size {size}: training {model} at {size}x{size}, batch {batch}, needs about "
+                        f"{need / 2**30:,.0f} GiB (the analyzer's estimate), more than the {have / 2**30:,.1f} GiB "
+                        f"{device} has; use a smaller --image-size or --batch-size")
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
@@ -199,7 +227,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             epoch_batches.close()  # every loader's workers go before the checkpoint is written: torch's SIGCHLD
             run.train_loader.close()  # handler would report a dead one again in the middle of it
             run.val_loader.close()
-            _stop_mid_epoch(run, epoch, done, seen_before, t0, reason)
+            stop_mid_epoch(run, epoch, done, seen_before, t0, reason)
             raise WorkerDied(reason, run.files.out) from None
         bar.step(run.sums, run.seen, lr)
         signum, bad, value = run.guard.poll(stop.signum, step, force=step + 1 == steps)
@@ -210,13 +238,13 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             raise NonFiniteLoss(message, run.files.out)
         if signum is not None:  # checkpoint mid-epoch; the resumed run replays the rest exactly
             bar.close()
-            _stop_mid_epoch(run, epoch, step + 1, seen_before, t0, signal.Signals(signum).name)
+            stop_mid_epoch(run, epoch, step + 1, seen_before, t0, signal.Signals(signum).name)
             raise TrainingInterrupted(signum, run.files.out)
     if lr is None:  # resumed after the epoch's last step: log the lr that step used, not the recipe's base lr
         lr = lr_at(epoch * spe + max(steps - 1, 0), run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                    plateau_factor=run.plateau.lr_factor)
     bar.close()
-    loss_sum, hits, count, new_images = _reduced(run, seen_before)
+    loss_sum, hits, count, new_images = epoch_sums(run, seen_before)
     seconds = time.perf_counter() - t0  # after the read above: the device has caught up
     run.train_seconds += seconds
     run.images_seen += int(new_images)
@@ -228,9 +256,17 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
 
 def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool:
     """Forward, loss, backward, update; False when the guard drops the step (``--on-nonfinite skip``)."""
+    recipe = run.recipe
     with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
         outputs = run.forward(x)
-        loss, logits = _loss(outputs, y, run.recipe) if len(y) else (_zero_loss(outputs), None)
+        logits, *aux = outputs if isinstance(outputs, tuple) else (outputs,)
+        if len(y):  # cross-entropy of the main head plus aux_loss_weight x each auxiliary head's (Szegedy et al. §5)
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            for head in aux:
+                loss = loss + recipe.aux_loss_weight * F.cross_entropy(head, y, label_smoothing=recipe.label_smoothing)
+        else:  # no image of this batch decoded: 0 through every output, so that a data-parallel rank still takes
+            # part in the gradient all-reduce (with zeros) instead of leaving the other ranks waiting for it
+            loss = sum(o.float().sum() for o in (logits, *aux)) * 0.0
     run.guard.record(loss, iteration)
     run.optimizer.zero_grad(set_to_none=run.zero_grads_to_none)
     (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
@@ -248,10 +284,17 @@ def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool
     return True
 
 
+def epoch_sums(run: Run, seen_before: int) -> list[float]:
+    """This epoch so far, summed over the ranks: loss x n, top-1 hits, images, images since this session began."""
+    extra = run.sums.new_tensor([run.seen, run.seen - seen_before])
+    return all_reduce_sum(torch.cat([run.sums, extra])).tolist()
+
+
 def validate(run: Run, row: dict[str, Any]) -> torch.Tensor:
     """Validation metrics into ``row`` (every rank validates rank 0's network); returns the confusion matrix."""
     broadcast_buffers(run.net)
-    val = evaluate(run.evaluator, run.val_loader, num_classes=run.data.num_classes, amp_dtype=run.amp_dtype)
+    val = classification_metrics(run.evaluator, run.val_loader, num_classes=run.data.num_classes,
+                                 amp_dtype=run.amp_dtype, reduce=all_reduce_sum)
     row.update({k: v for k, v in val.items() if k != "confusion"})
     if run.recipe.schedule == "plateau":
         run.plateau.step(row["val_top1"])
@@ -273,6 +316,36 @@ def end_epoch(run: Run, row: dict[str, Any], confusion: torch.Tensor, t0: float)
     save(run, run.epoch, 0)
     run.log(epoch_line(row, run.num_epochs) + eta(sum(r["seconds"] for r in run.history), run.epoch,
                                                   run.num_epochs))
+
+
+def check_weights(run: Run, where: str) -> None:
+    """Weights that became non-finite (``checkpoint.unusable_tensors``) are never saved, as ``last`` or ``best``:
+    training stops with :class:`NonFiniteLoss`, the last checkpoint stays the last good one."""
+    message = run.guard.bad_weights(run.net, where, last_good=run.last_good)
+    if message is not None:
+        finish(run, interrupted=True, reason=message)
+        raise NonFiniteLoss(message, run.files.out)
+
+
+def stop_mid_epoch(run: Run, epoch: int, done: int, seen_before: int, t0: float, reason: str) -> None:
+    """A run stopped mid-epoch (a signal, a data-loading worker that died): checkpoint after step ``done`` of
+    ``epoch`` (weights checked first) and write the summary with ``reason``."""
+    run.train_seconds += time.perf_counter() - t0
+    partial = epoch_sums(run, seen_before)
+    run.images_seen += int(partial[3])
+    check_weights(run, f"epoch {epoch + 1}, step {done}")
+    save(run, epoch, done, partial)
+    finish(run, interrupted=True, reason=reason)
+
+
+def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[str, Any]:
+    """summary.json, for every run, stopped or not (every rank takes part: the skipped files are gathered from all of
+    them)."""
+    skipped = run.runtime.union([*run.data.skipped_files, *run.train_loader.skipped, *run.val_loader.skipped])
+    result = summary(run.record, run.data, run.history, run.best, run.train_seconds, run.images_seen,
+                     interrupted=interrupted, net=run.net, skipped_files=skipped, stop_reason=reason)
+    run.files.write_summary(result)
+    return result
 
 
 def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,

@@ -1,7 +1,6 @@
-"""Where and how a run executes: device, mixed precision, signals, random streams, and torchrun/DDP.
+"""How a run executes over processes: torchrun/DDP, collectives, the random streams of each rank and of a resume.
 
-Device and precision: ``resolve_device`` (``auto``: CUDA when available), ``amp_dtype_for`` (bf16 on CUDA by default,
-fp16 with a grad scaler on CUDA only). Signals: ``stops``.
+(The device and precision are chosen by :mod:`cnnzoo.device`; signals and stop decisions are in ``stopping``.)
 
 Data-parallel training across processes (``torchrun --nproc_per_node N -m cnnzoo train ...``): torchrun exports
 ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Runtime` reads them (without them: one process, nothing here does
@@ -42,32 +41,6 @@ from ..layers.drop_path import DropPath
 # modules whose random draws are per element (or per sample): private to each data-parallel rank
 PER_ELEMENT_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
                       DropPath)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UserError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise UserError(f"--device {device}: cnnzoo runs on cpu, cuda (cuda:N) or mps, not {device.type}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-    return device
-
-
-def amp_dtype_for(amp: str | None, device: torch.device) -> torch.dtype | None:
-    amp = ("bf16" if device.type == "cuda" else "off") if amp is None else amp
-    if amp not in ("off", "bf16", "fp16"):
-        raise UserError(f"--amp must be off, bf16 or fp16, got {amp!r}")
-    if amp == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device (use --amp bf16 on CPU)")
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -245,5 +218,5 @@ def broadcast_buffers(net: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-__all__ = ["RankStreams", "Runtime", "all_reduce_max", "all_reduce_sum", "amp_dtype_for", "broadcast_buffers",
-           "convert_sync_batchnorm", "ddp_options", "resolve_device", "rng_state", "set_rng_state", "wrap"]
+__all__ = ["PER_ELEMENT_RANDOM", "RankStreams", "Runtime", "all_reduce_max", "all_reduce_sum", "broadcast_buffers",
+           "convert_sync_batchnorm", "ddp_options", "initialized", "rng_state", "set_rng_state", "wrap"]
