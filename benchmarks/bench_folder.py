@@ -110,7 +110,7 @@ def jpeg_case(root: Path, args) -> None:
 
     from cnnzoo.data import load_data, make_loader
     from cnnzoo.data.cache import hold_folder
-    from cnnzoo.training.recipe_table import RECIPES
+    from cnnzoo.training.recipes import RECIPES
 
     rs = np.random.RandomState(1)
     for i in range(args.jpegs):

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 import cnnzoo
 from cnnzoo.errors import UserError
 from cnnzoo.training import load_state, train
-from cnnzoo.training.runtime import Runtime
+from cnnzoo.training.distributed import Runtime
 from cnnzoo.data import TensorSource
 from cnnzoo.data.loaders import Loader, ResidentLoader
 from cnnzoo.training import RECIPES
@@ -253,7 +253,7 @@ def test_ddp_searches_unused_parameters_only_for_models_that_skip_layers(tmp_pat
     import torch.distributed as dist
     from torch import nn
 
-    from cnnzoo.training.runtime import ddp_options, wrap
+    from cnnzoo.training.distributed import ddp_options, wrap
 
     with torch.device("meta"):
         fractal = cnnzoo.create_model("fractalnet20")

@@ -18,7 +18,7 @@ from cnnzoo.errors import UserError
 from cnnzoo.training import train
 from cnnzoo.training.config import configure
 from cnnzoo.training.finetune import load_pretrained
-from cnnzoo.training.model_args import parse_model_args
+from cnnzoo.training.config import parse_model_args
 
 QUIET = dict(progress=False, device="cpu", checkpoints=False)
 

@@ -19,7 +19,7 @@ from cnnzoo.data import load_data
 from cnnzoo.data.cache import hold_folder, stored_side
 from cnnzoo.errors import UserError
 from cnnzoo.training import TrainingInterrupted, train
-from cnnzoo.training.recipe_table import RECIPES
+from cnnzoo.training.recipes import RECIPES
 
 QUIET = dict(progress=False, log=None, device="cpu", image_size=8, batch_size=8, workers=0)
 

@@ -9,9 +9,8 @@ import pytest
 
 from cnnzoo.training import train
 from cnnzoo.training.config import configure
-from cnnzoo.training.recipe_table import RECIPES, resolve_recipe
-from cnnzoo.training.scaling import fit_schedule
-from cnnzoo.training.schedules import lr_at, milestone_steps, warmup_steps
+from cnnzoo.training.recipes import RECIPES, resolve_recipe
+from cnnzoo.training.schedules import fit_schedule, lr_at, milestone_steps, warmup_steps
 
 
 def _recipe_steps(recipe, spe):
