@@ -222,7 +222,6 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-
 # --- the table ---------------------------------------------------------------------------------------------------
 
 _IMAGENET = dict(crop_px=224, resize_px=256)  # ImageNet models: short side 256, 224 crops, at eval the centre crop

@@ -108,6 +108,8 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StepGuard:
+    """The non-finite guard: the decisions every rank must share, read together with the signal flag (module doc)."""
+
     def __init__(self, device: torch.device, runtime: Runtime, *, policy: str = "stop") -> None:
         if policy not in POLICIES:
             raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {policy!r}")
