@@ -31,9 +31,15 @@ from .recipes import RECIPES, Recipe
 
 
 def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device,
-             head: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+             head: list[nn.Parameter] | None = None, *, scaled: bool = False) -> torch.optim.Optimizer:
     """SGD over the trainable parameters; with ``head`` and ``recipe.head_lr_mult != 1`` two groups, the head's
-    carrying ``lr_mult`` (the trainer sets each group's lr to the schedule's lr x its ``lr_mult``)."""
+    carrying ``lr_mult`` (the trainer sets each group's lr to the schedule's lr x its ``lr_mult``).
+
+    ``scaled``: the steps go through a ``GradScaler`` (``--amp fp16``). The fused kernel is then not used: the scaler
+    hands a fused optimizer ``found_inf`` instead of skipping its step, and on a skipped first step the kernel
+    returns before writing the momentum buffers it allocated uninitialised, which the next step reads (NaN weights
+    after the first overflow, common at the initial scale 2^16). The multi-tensor ``foreach`` path is skipped whole
+    by the scaler."""
     params: list | list[dict] = [p for p in model.parameters() if p.requires_grad]
     if head and recipe.head_lr_mult != 1:
         ids = {id(p) for p in head}
@@ -42,10 +48,12 @@ def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device,
         params = [g for g in params if g["params"]]
     kwargs = dict(lr=recipe.lr, momentum=recipe.momentum, dampening=recipe.dampening, nesterov=recipe.nesterov,
                   weight_decay=recipe.weight_decay)
-    try:  # one fused kernel for all parameters where this torch supports it on this device
-        return torch.optim.SGD(params, **kwargs, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.SGD(params, **kwargs, foreach=device.type != "cpu")
+    if not scaled:
+        try:  # one fused kernel for all parameters where this torch supports it on this device
+            return torch.optim.SGD(params, **kwargs, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.SGD(params, **kwargs, foreach=device.type != "cpu")
 
 
 def warmup_steps(recipe: Recipe, steps_per_epoch: int) -> int:

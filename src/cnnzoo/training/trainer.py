@@ -141,7 +141,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     run = Run(
         config=config, record=record, runtime=runtime, device=device, amp_dtype=amp_dtype, data=data, net=net,
         forward=forward, evaluator=evaluator,
-        optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None),
+        optimizer=make_sgd(net, recipe, device, head=head_parameters(net) if config.weights else None,
+                           scaled=amp_dtype is torch.float16),
         scaler=torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None,
         plateau=Plateau.from_recipe(schedule.recipe),
         guard=StepGuard(device, runtime, policy=config.on_nonfinite),
