@@ -4,9 +4,18 @@ replaced by stand-ins (monkeypatch) where a decision depends on the machine; wha
 
 from __future__ import annotations
 
+import json
+import os
+
+import pytest
 import torch
 from torch import nn
 
+from cnnzoo.cli import build_parser
+from cnnzoo.device import amp_dtype_for, set_backends
+from cnnzoo.errors import UserError
+from cnnzoo.training import train
+from cnnzoo.training.commands import config_from_args
 from cnnzoo.training.recipes import RECIPES
 from cnnzoo.training.schedules import make_sgd
 
@@ -41,3 +50,77 @@ def test_sgd_of_a_scaled_run_survives_a_skipped_first_step():
     plain.step()
     for a, b in zip(net.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b)
+
+
+# --- precision and numerics (bugs 4 and 5) ---------------------------------------------------------------------------
+
+@pytest.fixture
+def restore_numerics():
+    """The process-wide switches a run sets, restored after the test."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.allow_tf32, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.set_float32_matmul_precision(saved[2])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = saved[3:6]
+    if saved[6] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[6]
+
+
+def _gpu(monkeypatch, capability: tuple[int, int], count: int = 1) -> None:
+    """A machine with ``count`` CUDA devices of this compute capability, as far as cnnzoo's decisions can tell."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), torch.float16), ((7, 5), torch.float16),
+                                                  ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_default_amp_is_bf16_only_where_the_gpu_has_bf16_tensor_cores(monkeypatch, capability, expected):
+    """Bug 5: bf16 was the default on every CUDA GPU; below compute capability 8.0 (V100, T4) there are no bf16
+    tensor cores: fp16 with the grad scaler is the default there."""
+    _gpu(monkeypatch, capability)
+    assert amp_dtype_for(None, torch.device("cuda", 0)) is expected
+    assert amp_dtype_for("off", torch.device("cuda", 0)) is None
+    assert amp_dtype_for(None, torch.device("cpu")) is None
+
+
+def test_cuda_numerics_tf32_matmuls_and_benchmark_recorded(restore_numerics):
+    """Bug 5: matmul TF32 was never enabled (PyTorch leaves it off; the fully connected layers of AlexNet, VGG and
+    ZFNet ran in full fp32). Bug 4: cuDNN benchmark was always on, with no deterministic mode."""
+    torch.set_float32_matmul_precision("highest")
+    record = set_backends(torch.device("cuda", 0), deterministic=False)
+    assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.benchmark
+    assert record == {"deterministic": False, "float32_matmul_precision": "high", "cudnn_benchmark": True,
+                      "cudnn_tf32": True}
+    record = set_backends(torch.device("cuda", 0), deterministic=False, tf32=False)
+    assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+    assert record["float32_matmul_precision"] == "highest" and record["cudnn_tf32"] is False
+    torch.set_float32_matmul_precision("highest")
+    assert set_backends(torch.device("cpu"), deterministic=False)["float32_matmul_precision"] == "highest"
+
+
+def test_deterministic_mode_sets_cublas_workspace_and_turns_benchmark_off(restore_numerics, monkeypatch):
+    """Bug 4: ``--deterministic``: cuDNN benchmark off, PyTorch's deterministic algorithms, the cuBLAS workspace
+    setting (:4096:8) in the environment before cuBLAS starts."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    record = set_backends(torch.device("cuda", 0), deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.deterministic and record["deterministic"] and not record["cudnn_benchmark"]
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":0:0")
+    with pytest.raises(UserError, match="CUBLAS_WORKSPACE_CONFIG"):
+        set_backends(torch.device("cuda", 0), deterministic=True)
+
+
+def test_deterministic_is_a_train_option_recorded_in_config_json(restore_numerics, tmp_path):
+    result = train("resnet20", data="synthetic:16", image_size=8, batch_size=8, epochs=1, deterministic=True,
+                   device="cpu", out=tmp_path / "run", progress=False, log=None, checkpoints=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["deterministic"] is True and config["backends"]["deterministic"] is True
+    assert torch.are_deterministic_algorithms_enabled()
+    args = build_parser().parse_args(["train", "resnet20", "--deterministic", "--no-tf32"])
+    assert config_from_args(args).deterministic is True and config_from_args(args).tf32 is False

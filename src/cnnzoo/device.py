@@ -2,12 +2,19 @@
 
 - ``resolve_device("auto" | "cpu" | "cuda" | "cuda:N" | "mps")``: ``auto`` is CUDA when available; a device the
   machine lacks is refused in one line;
-- ``amp_dtype_for(amp, device)``: the autocast dtype of ``--amp off | bf16 | fp16`` (default: bf16 on CUDA, off on
-  the CPU; fp16, which needs a grad scaler, on CUDA only);
+- ``amp_dtype_for(amp, device)``: the autocast dtype of ``--amp off | bf16 | fp16`` (default on CUDA: bf16 where the
+  GPU has bf16 tensor cores, compute capability 8.0 and up, else fp16 with the grad scaler; off on the CPU; fp16,
+  which needs a grad scaler, on CUDA only);
+- ``set_backends(device, deterministic=..., tf32=...)``: the process-wide numerics of a run (TF32, cuDNN benchmark,
+  deterministic algorithms), returned for config.json;
 - ``sum_dtype(device)``: what sums of losses and hits accumulate in (float64; float32 on MPS, which has none).
 """
 
 from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
 
 import torch
 
@@ -33,13 +40,58 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+BF16_CAPABILITY = (8, 0)  # Ampere: the first GPUs with bf16 tensor cores
+
+
 def amp_dtype_for(amp: str | None, device: torch.device) -> torch.dtype | None:
-    amp = ("bf16" if device.type == "cuda" else "off") if amp is None else amp
+    bf16_cores = device.type == "cuda" and torch.cuda.get_device_capability(device) >= BF16_CAPABILITY
+    if amp is None:
+        amp = ("bf16" if bf16_cores else "fp16") if device.type == "cuda" else "off"
     if amp not in AMP_MODES:
         raise UserError(f"--amp must be off, bf16 or fp16, got {amp!r}")
     if amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device (use --amp bf16 on CPU)")
+    if amp == "bf16" and device.type == "cuda" and not bf16_cores:
+        major, minor = torch.cuda.get_device_capability(device)
+        warnings.warn(f"--amp bf16 on {device} (compute capability {major}.{minor}): no bf16 tensor cores below "
+                      "8.0, so bf16 runs slowly; --amp fp16 (the default there) uses its fp16 tensor cores",
+                      stacklevel=2)
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")  # the workspace settings that make cuBLAS reductions reproducible
+
+
+def set_backends(device: torch.device, *, deterministic: bool, tf32: bool = True) -> dict[str, Any]:
+    """Set the process-wide numerics of a run before its first CUDA operation; return them (config.json).
+
+    - ``tf32`` (CUDA): float32 matmul precision ``"high"``, i.e. TF32 tensor cores for fp32 matrix products (the
+      fully connected layers of AlexNet, ZFNet and VGG under ``--amp off``: PyTorch leaves matmul TF32 off), with
+      cuDNN's TF32 convolutions (PyTorch's default); ``tf32=False``: ``"highest"`` and no TF32 convolutions;
+    - cuDNN benchmark (autotuning each convolution shape) on CUDA, unless ``deterministic``;
+    - ``deterministic``: ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (read when cuBLAS starts, so set before any CUDA work;
+      another value already in the environment is refused), cuDNN benchmark off, cuDNN's deterministic algorithms,
+      and ``torch.use_deterministic_algorithms(True, warn_only=True)``: deterministic kernels wherever PyTorch has
+      them; an operation with none (e.g. ``AdaptiveAvgPool2d``'s CUDA backward, which at a 1x1 output adds without
+      atomics) is named in a warning instead of stopping the run. A bit-exact resume on a GPU needs this mode.
+      The mode stays on for the process.
+    """
+    if deterministic:
+        current = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+        if current is not None and current not in DETERMINISTIC_CUBLAS:
+            raise UserError(f"--deterministic: CUBLAS_WORKSPACE_CONFIG is {current!r}; deterministic cuBLAS needs "
+                            f"{' or '.join(DETERMINISTIC_CUBLAS)} (unset it and cnnzoo sets {DETERMINISTIC_CUBLAS[0]})")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", DETERMINISTIC_CUBLAS[0])
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+        torch.backends.cudnn.allow_tf32 = tf32
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "cudnn_benchmark": device.type == "cuda" and torch.backends.cudnn.benchmark,
+            "cudnn_tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32}
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:
@@ -47,4 +99,5 @@ def sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-__all__ = ["AMP_MODES", "amp_dtype_for", "resolve_device", "sum_dtype"]
+__all__ = ["AMP_MODES", "BF16_CAPABILITY", "DETERMINISTIC_CUBLAS", "amp_dtype_for", "resolve_device",
+           "set_backends", "sum_dtype"]

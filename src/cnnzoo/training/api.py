@@ -47,6 +47,8 @@ def train(
     threads: int | None = None,
     weights: str | Path | None = None,
     freeze: str | None = None,
+    deterministic: bool = False,
+    tf32: bool = True,
     log: Any = "print",
 ) -> RunResult:
     """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
@@ -71,6 +73,9 @@ def train(
         weights: fine-tune from this file (every tensor that fits is loaded, a classifier of another class
             count is new; default recipe ``finetune``); ``freeze="backbone"`` trains the classifier alone.
         threads: CPU threads (``torch.set_num_threads``; default: torch's), recorded in config.json.
+        deterministic: deterministic algorithms, cuDNN benchmark off, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``: a resume
+            on a GPU is then bit-exact (the mode stays on for the process).
+        tf32: on CUDA, TF32 tensor cores for fp32 matmuls and convolutions (default on).
         log: called with one line per epoch (default: print it; ``None``: silent).
 
     Every other keyword is a field of :class:`~cnnzoo.training.config.RunConfig`. Returns the trained model (eval
@@ -86,7 +91,7 @@ def train(
         model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
         amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
         checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite, threads=threads,
-        overwrite=overwrite,
+        overwrite=overwrite, deterministic=deterministic, tf32=tf32,
         **({"cache": cache, "weights": None if weights is None else str(weights), "freeze": freeze}
            if resume is None else {}),
     )

@@ -45,7 +45,7 @@ from .stopping import POLICIES
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
 # what a session may change when it resumes a run (everything else is the run's own)
 SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
-                  "progress", "sync_bn", "on_nonfinite", "threads")
+                  "progress", "sync_bn", "on_nonfinite", "threads", "deterministic", "tf32")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class RunConfig:
     threads: int | None = None  # CPU threads (torch.set_num_threads); None: torch's default
     weights: str | None = None  # fine-tuning: start from these weights (training/finetune.py)
     freeze: str | None = None  # "backbone": train the classifier only
+    deterministic: bool = False  # deterministic algorithms, cuDNN benchmark off (a bit-exact GPU resume needs it)
+    tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:

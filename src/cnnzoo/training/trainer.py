@@ -35,7 +35,7 @@ from .. import checkpoint as ckpt
 from ..analysis import analyze
 from ..data import Data, load_data, make_loader
 from ..data.cache import hold_folder
-from ..device import amp_dtype_for, resolve_device, sum_dtype
+from ..device import amp_dtype_for, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
 from ..metrics import classification_metrics
 from ..registry import model_info
@@ -57,6 +57,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     loading ``config.data``. With ``config.resume``, the state of the run's ``last.pt`` (or ``previous.pt``)."""
     runtime = Runtime.from_env()
     device = runtime.device(resolve_device(config.device))
+    backends = set_backends(device, deterministic=config.deterministic, tf32=config.tf32)  # before any CUDA work
     path, state = ckpt.find_resume_state(Path(config.resume)) if config.resume else (None, None)
     earlier = [] if config.out is None or config.resume else check_out(Path(config.out), overwrite=config.overwrite)
     recipe, size = config.recipe, config.image_size
@@ -120,13 +121,11 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     net.to(device)
     if channels_last:
         net.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     record = config_record(config, data=data, eval_resize=val_loader.geo.resize, device=device, amp_dtype=amp_dtype,
                            channels_last=channels_last, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                            epochs=num_epochs, world_size=runtime.world_size)
     record.update(schedule={"line": schedule.line, "factor": schedule.factor, "scaled": schedule.scaled},
-                  threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout)
+                  threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout, backends=backends)
     header = header_lines(config, data, params=sum(p.numel() for p in net.parameters()), geo=recipe.geometry(size),
                           schedule_line=schedule.line, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                           num_epochs=num_epochs, extra=start_lines)
