@@ -16,6 +16,7 @@ from cnnzoo.device import amp_dtype_for, set_backends
 from cnnzoo.errors import UserError
 from cnnzoo.training import train
 from cnnzoo.training.commands import config_from_args
+from cnnzoo.training.distributed import rng_state, set_rng_state
 from cnnzoo.training.recipes import RECIPES
 from cnnzoo.training.schedules import make_sgd
 
@@ -124,3 +125,56 @@ def test_deterministic_is_a_train_option_recorded_in_config_json(restore_numeric
     assert torch.are_deterministic_algorithms_enabled()
     args = build_parser().parse_args(["train", "resnet20", "--deterministic", "--no-tf32"])
     assert config_from_args(args).deterministic is True and config_from_args(args).tf32 is False
+
+
+# --- the random state of a resume (bug 3) ----------------------------------------------------------------------------
+
+class FakeCudaGenerators:
+    """``count`` CUDA devices whose generator states are told apart by their first byte (the device index + 1,
+    times ``era``); ``restored`` lists (state's first byte, device index) for every state set."""
+
+    def __init__(self, monkeypatch, count: int) -> None:
+        self.count, self.era, self.restored = count, 1, []
+        for module in (torch.cuda, torch.cuda.random):
+            monkeypatch.setattr(module, "get_rng_state", self.get)
+            monkeypatch.setattr(module, "set_rng_state", self.set)
+            monkeypatch.setattr(module, "get_rng_state_all", lambda: [self.get(i) for i in range(self.count)])
+            monkeypatch.setattr(module, "set_rng_state_all",
+                                lambda states: [self.set(s, i) for i, s in enumerate(states)])
+
+    def _index(self, device) -> int:
+        device = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+        index = 0 if device.index is None else device.index
+        if index >= self.count:
+            raise IndexError(f"cuda:{index}: this machine has {self.count} device(s)")
+        return index
+
+    def get(self, device="cuda") -> torch.Tensor:
+        return torch.full((8,), (self._index(device) + 1) * self.era, dtype=torch.uint8)
+
+    def set(self, state: torch.Tensor, device="cuda") -> None:
+        self.restored.append((int(state[0]), self._index(device)))
+
+
+def test_resume_restores_the_runs_own_cuda_stream_on_a_machine_with_fewer_gpus(monkeypatch):
+    """Bug 3: checkpoints held the state of every visible CUDA device and restored them all: resuming on a
+    machine with fewer GPUs raised IndexError. Only the run's own device is saved and restored."""
+    gpus = FakeCudaGenerators(monkeypatch, count=4)
+    state = rng_state(torch.device("cuda", 0))  # written on a 4-GPU machine
+    gpus.count, gpus.era = 1, 10  # resumed on a 1-GPU machine
+    set_rng_state(state, torch.device("cuda", 0))
+    assert gpus.restored == [(1, 0)]
+
+
+def test_every_rank_restores_the_shared_stream_into_its_own_device(monkeypatch):
+    """Bug 3: under torchrun, rank 0's file put rank 0's view of every device on every rank (cuda:2 got the
+    state cuda:2 had in rank 0's process, which never drew on it). The file holds rank 0's own device's stream:
+    the stream every rank shares (per-element draws come from private streams, ``RankStreams``); rank 2 restores it
+    into cuda:2, and nothing else."""
+    gpus = FakeCudaGenerators(monkeypatch, count=4)
+    state = rng_state(torch.device("cuda", 0))  # rank 0 writes the file
+    set_rng_state(state, torch.device("cuda", 2))  # rank 2 resumes
+    assert gpus.restored == [(1, 2)]
+    cpu_only = rng_state(torch.device("cpu"))
+    set_rng_state(cpu_only, torch.device("cuda", 1))  # a CPU run resumed on a GPU: its CUDA stream is left alone
+    assert gpus.restored == [(1, 2)]

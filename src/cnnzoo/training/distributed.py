@@ -44,19 +44,31 @@ PER_ELEMENT_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.A
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
-    """The default streams (torch CPU, Python, CUDA), for an exact resume."""
+    """The default streams, for an exact resume: torch's CPU stream, Python's, and the run's own CUDA device's.
+
+    Never every visible device's: a process draws on one GPU (``cuda:LOCAL_RANK`` under torchrun). Rank 0 writes
+    the file, so it holds rank 0's streams, which are the ones every rank shares (per-element draws come from
+    streams private to each rank and step, :class:`RankStreams`, stateless): each rank restores them into its own
+    device, on any number of GPUs."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
     if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
 def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore :func:`rng_state` into this process: the CUDA stream into ``device`` (a CPU run resumed on a GPU
+    leaves the GPU's seeded stream as it is)."""
     torch.set_rng_state(state["torch"])
     if "python" in state:
         random.setstate((3, tuple(state["python"]), None))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type != "cuda":
+        return
+    own = state.get("cuda_device")
+    if own is None and state.get("cuda"):  # written before: every visible device's, the run's own (cuda:0) first
+        own = state["cuda"][0]
+    if own is not None:
+        torch.cuda.set_rng_state(own, device)
 
 
 def initialized() -> bool:
