@@ -4,6 +4,7 @@ replaced by stand-ins (monkeypatch) where a decision depends on the machine; wha
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -12,11 +13,13 @@ import torch
 from torch import nn
 
 from cnnzoo.cli import build_parser
+from cnnzoo.data.loaders import MAX_WORKERS, loader_workers
 from cnnzoo.device import amp_dtype_for, set_backends
 from cnnzoo.errors import UserError
+from cnnzoo.evaluation import ensemble, evaluate_checkpoint, predict
 from cnnzoo.training import train
 from cnnzoo.training.commands import config_from_args
-from cnnzoo.training.distributed import rng_state, set_rng_state
+from cnnzoo.training.distributed import Runtime, rng_state, set_rng_state
 from cnnzoo.training.recipes import RECIPES
 from cnnzoo.training.schedules import make_sgd
 
@@ -178,3 +181,68 @@ def test_every_rank_restores_the_shared_stream_into_its_own_device(monkeypatch):
     cpu_only = rng_state(torch.device("cpu"))
     set_rng_state(cpu_only, torch.device("cuda", 1))  # a CPU run resumed on a GPU: its CUDA stream is left alone
     assert gpus.restored == [(1, 2)]
+
+
+# --- devices, processes and workers (bugs 2 and 8) -------------------------------------------------------------------
+
+TORCHRUN_1 = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+              "MASTER_PORT": "29500", "TORCHELASTIC_RUN_ID": "none"}
+
+
+def test_a_torchrun_launch_is_distributed_even_with_one_process():
+    """Bug 2: ``distributed`` was ``world_size > 1``, so ``torchrun --nproc_per_node 1`` made no process group and no
+    DDP wrapper: a one-GPU "NCCL" check exercised none of it."""
+    assert Runtime.from_env(TORCHRUN_1).distributed
+    assert not Runtime.from_env({}).distributed and not Runtime.from_env({"WORLD_SIZE": "1", "RANK": "0"}).distributed
+
+
+def _set_device_calls(monkeypatch, count: int = 4) -> list:
+    _gpu(monkeypatch, (9, 0), count)
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(torch.device(device)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    return calls
+
+
+def test_the_chosen_gpu_is_made_current(monkeypatch):
+    """Bug 8: ``--device cuda:N`` never called ``set_device``: the pinned-memory thread and every call without a
+    device opened a context on GPU 0."""
+    calls = _set_device_calls(monkeypatch)
+    assert Runtime().device(torch.device("cuda", 2)) == torch.device("cuda", 2)
+    assert Runtime().device(torch.device("cuda")) == torch.device("cuda", 0)
+    assert calls == [torch.device("cuda", 2), torch.device("cuda", 0)]
+    assert Runtime().device(torch.device("cpu")) == torch.device("cpu") and len(calls) == 2
+
+
+def test_under_torchrun_each_rank_drives_its_local_gpu_and_cuda_n_is_refused(monkeypatch):
+    """Bug 8: under torchrun ``--device cuda:N`` put every rank on GPU N."""
+    calls = _set_device_calls(monkeypatch)
+    env = {**TORCHRUN_1, "RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "4"}
+    runtime = Runtime.from_env(env)
+    assert runtime.device(torch.device("cuda")) == torch.device("cuda", 3) and calls == [torch.device("cuda", 3)]
+    with pytest.raises(UserError, match="CUDA_VISIBLE_DEVICES"):
+        runtime.device(torch.device("cuda", 0))
+    # one process per machine: the GPU it names is the one it drives
+    alone = Runtime.from_env({**env, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"})
+    assert alone.device(torch.device("cuda", 2)) == torch.device("cuda", 2)
+
+
+def test_loader_workers_use_this_processs_share_of_the_cores(monkeypatch):
+    """Loader: workers were ``min(8, cores - 1) // world_size``: one per GPU on an 8-GPU node of 128 cores, and
+    the global world size, not the processes of this machine, divided them."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(128)), raising=False)
+    assert Runtime.from_env({**TORCHRUN_1, "WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8"}).cpu_share() == 16
+    assert loader_workers(None, cores=16) == 15  # the rest of the share: one core decodes for the trainer's process
+    assert loader_workers(None, cores=128) == MAX_WORKERS
+    assert loader_workers(None, cores=1) == 0 and loader_workers(3, cores=16) == 3
+    assert loader_workers(None, cores=16, batches=1) == 0  # one batch (a few images to predict): no processes
+
+
+def test_eval_and_predict_decode_folders_with_workers_by_default():
+    """Bug 8: ``eval`` and ``predict`` defaulted to 0 loader workers (every image decoded by the main process)."""
+    parser = build_parser()
+    assert parser.parse_args(["eval", "resnet20", "--weights", "w.safetensors"]).workers is None
+    assert parser.parse_args(["predict", "a.jpg", "--weights", "w.safetensors"]).workers is None
+    assert inspect.signature(evaluate_checkpoint).parameters["workers"].default is None
+    assert inspect.signature(ensemble).parameters["workers"].default is None
+    assert inspect.signature(predict).parameters["workers"].default is None

@@ -88,7 +88,8 @@ def tiny(tmp_path_factory):
     registry._REGISTRY.pop("tiny_ddp", None)
 
 
-def _torchrun(folder: Path, script: str, args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+def _torchrun(folder: Path, script: str, args: list[str], timeout: float = 240,
+             procs: int = 2) -> subprocess.CompletedProcess:
     path = folder / f"script_{abs(hash(script))}.py"
     path.write_text(textwrap.dedent(f"""
         import sys
@@ -98,7 +99,7 @@ def _torchrun(folder: Path, script: str, args: list[str], timeout: float = 240) 
     """) + textwrap.dedent(script))
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     env.pop("TINY_FAULT", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path), *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), str(path), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
@@ -203,6 +204,41 @@ def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_any_world_si
     rows = [json.loads(line) for line in (tmp_path / "up" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_count"] == 17
     assert rows[1]["val_top1"] == pytest.approx(ref2.history[1]["val_top1"])
+
+
+ONE_PROCESS = """
+    import json
+    import torch.distributed as dist
+    from cnnzoo.training import train, trainer
+
+    seen = {}
+    prepare = trainer.prepare
+
+    def spy(*args, **kwargs):  # what the run holds once prepared
+        run = prepare(*args, **kwargs)
+        seen.update(group=dist.is_initialized(), backend=dist.get_backend(), world=dist.get_world_size(),
+                    forward=type(run.forward).__name__)
+        return run
+
+    trainer.prepare = spy
+    train("tiny_ddp", data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=1, progress=False,
+          log=None, device="cpu", overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"], out=sys.argv[1])
+    print("SEEN", json.dumps({**seen, "after": dist.is_initialized()}), flush=True)
+"""
+
+
+def test_torchrun_with_one_process_runs_the_data_parallel_path(tiny, tmp_path):
+    """Bug 2 (issue 20): ``torchrun --nproc_per_node 1`` made no process group and no DDP wrapper (distributed was
+    ``world_size > 1``), so the one-GPU NCCL check exercised none of it. Now a torchrun launch is data-parallel at any
+    world size; the run equals the run without torchrun; ``cnnzoo.train`` destroys the group it made. (One process
+    cannot show ranks whose statistics differ: SyncBatchNorm across GPUs needs two.)"""
+    proc = _torchrun(tiny, ONE_PROCESS, [str(tmp_path / "one")], procs=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))[5:])
+    assert seen == {"group": True, "backend": "gloo", "world": 1, "forward": "DistributedDataParallel",
+                    "after": False}
+    plain = train("tiny_ddp", out=tmp_path / "plain", epochs=1, **KW)
+    _assert_close(_weights(tmp_path / "one"), {k: v.cpu() for k, v in plain.model.state_dict().items()})
 
 
 FAULTS = """

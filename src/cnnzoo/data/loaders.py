@@ -13,6 +13,7 @@ with a warning the first time; a batch in which no file decodes comes back with 
 from __future__ import annotations
 
 import abc
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -22,6 +23,28 @@ from torch.utils.data import DataLoader
 from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, rng
 from .folder import FolderDataset
 from .sources import Data, FileSource, TensorSource
+
+
+MAX_WORKERS = 32  # decoding processes per loader: past this, their prefetched batches cost more memory than they help
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or a job's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def loader_workers(workers: int | None, *, cores: int | None = None, batches: int | None = None) -> int:
+    """Decoding processes of an image-folder loader: ``workers`` when given; else every core of this process's
+    share (``cores``: ``available_cores()`` divided among the machine's training processes) but one, which runs the
+    process itself, at most ``MAX_WORKERS``; none for a single batch (a few images to predict)."""
+    if workers is not None:
+        return max(0, workers)
+    if batches is not None and batches <= 1:
+        return 0
+    return max(0, min(MAX_WORKERS, (available_cores() if cores is None else cores) - 1))
 
 
 class Loader(abc.ABC):
@@ -106,10 +129,11 @@ class ResidentLoader(Loader):
 class FolderLoader(Loader):
     """Files decoded and cropped per sample by DataLoader workers; lighting and normalisation on the device."""
 
-    def __init__(self, source: FileSource, *, channels: int, workers: int = 0, **kwargs) -> None:
+    def __init__(self, source: FileSource, *, channels: int, workers: int | None = None, cores: int | None = None,
+                 **kwargs) -> None:
         super().__init__(len(source), **kwargs)
         self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
-        self.workers = workers
+        self.workers = loader_workers(workers, cores=cores, batches=len(self))
         self.sampler = _Items()
         self.loader: DataLoader | None = None
 
@@ -169,9 +193,11 @@ class _Items:
         return len(self.items)
 
 
-def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, **kwargs) -> Loader:
+def make_loader(data: Data, split: str, *, geo: Geometry, workers: int | None = None, cores: int | None = None,
+                **kwargs) -> Loader:
+    """``workers``/``cores``: an image folder's decoding processes (see ``loader_workers``; default: the cores')."""
     source = data.train if split == "train" else data.val
     common = dict(train=split == "train", geo=geo, mean=data.mean, std=data.std, **kwargs)
     if isinstance(source, TensorSource):
         return ResidentLoader(source, **common)
-    return FolderLoader(source, channels=data.in_channels, workers=workers, **common)
+    return FolderLoader(source, channels=data.in_channels, workers=workers, cores=cores, **common)

@@ -31,7 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA, off on CPU)")
-    p.add_argument("--workers", type=int, default=0, help="image-folder decoding processes (default 0)")
+    p.add_argument("--workers", type=int, help="image-folder decoding processes (default: the cores less one)")
     p.add_argument("--val-fraction", type=float, help="validation share of a single-tree folder (default: the run's)")
 
 
@@ -94,7 +94,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if not args.weights:
         raise UserError("predict needs --weights CKPT (or --onnx FILE)")
     results = predict(args.weights, args.images, model=args.model, top_k=args.top_k, tta=args.tta,
-                      batch_size=args.batch_size, device=args.device, amp=args.amp)
+                      batch_size=args.batch_size, device=args.device, amp=args.amp, workers=args.workers)
     return print_predictions(results, args.json, {"weights": args.weights})
 
 
@@ -143,5 +143,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, ...")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA)")
+    p.add_argument("--workers", type=int, help="decoding processes (default: the cores less one; none for one batch)")
     p.add_argument("--json", metavar="PATH", help="write the predictions as JSON (- for stdout)")
     p.set_defaults(func=predict_command)

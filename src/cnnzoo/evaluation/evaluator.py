@@ -40,7 +40,8 @@ def _view(trained: Trained, tta: str) -> tuple[nn.Module, int]:
     return TestTimeAugmentation(trained.net, tta, size=trained.image_size), side
 
 
-def _pass(trained: Trained, data: Data, *, tta: str, batch_size: int, amp_dtype: torch.dtype | None, workers: int,
+def _pass(trained: Trained, data: Data, *, tta: str, batch_size: int, amp_dtype: torch.dtype | None,
+          workers: int | None,
           outputs: list | None = None) -> tuple[dict[str, Any], list[str]]:
     """One pass of ``trained`` over ``data.val``: the trainer's metrics, and the files that failed to decode."""
     model, side = _view(trained, tta)
@@ -88,7 +89,7 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     device: str | torch.device = "auto",
     amp: str | None = None,
-    workers: int = 0,
+    workers: int | None = None,
     val_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5, per-class accuracy and the confusion matrix of a checkpoint on ``data`` (default: its own).
@@ -149,7 +150,7 @@ def ensemble(
     batch_size: int = 256,
     device: str | torch.device = "auto",
     amp: str | None = None,
-    workers: int = 0,
+    workers: int | None = None,
     val_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Each member's and the softmax-averaged ensemble's metrics on ``data`` (default: the first member's data)."""
@@ -217,27 +218,30 @@ def predict(
     batch_size: int = 64,
     device: str | torch.device = "auto",
     amp: str | None = None,
+    workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """The ``top_k`` classes (names from the checkpoint) and probabilities of each image; unreadable images are
-    reported with ``"error"`` instead of predictions."""
+    reported with ``"error"`` instead of predictions. ``workers``: decoding processes (default: the cores', none
+    for a single batch)."""
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     device, amp_dtype = _setup(device, amp, batch_size)
     trained = load_trained(weights, model=model, device=device)
     net, side = _view(trained, tta)
     return top_k_of_images(net, trained, image_paths(images), top_k=top_k, side=side, batch_size=batch_size,
-                           device=device, amp_dtype=amp_dtype)
+                           device=device, amp_dtype=amp_dtype, workers=workers)
 
 
 def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int, side: int | None = None,
                     batch_size: int = 64, device: torch.device = torch.device("cpu"),
-                    amp_dtype: torch.dtype | None = None) -> list[dict[str, Any]]:
+                    amp_dtype: torch.dtype | None = None, workers: int | None = None) -> list[dict[str, Any]]:
     """``predict``'s rows for ``paths`` through ``net`` (a network, or an exported file behind the module
     interface), prepared with ``trained``'s validation view; an unreadable image gets ``"error"``."""
     classes = trained.classes or tuple(str(i) for i in range(trained.num_classes))
     data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), trained.in_channels,
                 trained.mean, trained.std)
-    loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0)
+    loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0,
+                         workers=workers)
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
     classification_metrics(net, loader, num_classes=len(classes), amp_dtype=amp_dtype, outputs=outputs)
     skipped = dict.fromkeys(loader.skipped)

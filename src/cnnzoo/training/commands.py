@@ -7,6 +7,7 @@ import sys
 
 import torch.distributed
 
+from ..data.loaders import MAX_WORKERS
 from ..errors import UserError
 from .config import RunConfig, configure
 from .distributed import Runtime, initialized
@@ -77,7 +78,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2, help="validation share of a single-tree folder or "
                    "digits (default 0.2)")
     p.add_argument("--download", action="store_true", help="download CIFAR with torchvision when it is missing")
-    p.add_argument("--workers", type=int, help="image-folder decoding processes (default: CPU count - 1, max 8)")
+    p.add_argument("--workers", type=int, help="image-folder decoding processes (default: this process's share of the "
+                   f"cores less one, at most {MAX_WORKERS})")
     p.add_argument("--no-checkpoints", dest="checkpoints", action="store_false", help="write no checkpoints")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")

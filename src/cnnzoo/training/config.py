@@ -24,7 +24,6 @@ import dataclasses
 import difflib
 import inspect
 import json
-import os
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ class RunConfig:
     channels_last: bool | None = None  # None: on for CUDA
     compile: bool = False
     download: bool = False  # CIFAR only
-    workers: int | None = None  # image-folder decoding processes; None: CPU count - 1, at most 8
+    workers: int | None = None  # image-folder decoding processes; None: this process's share of the cores - 1
     checkpoints: bool = True
     progress: bool | None = None  # None: only on a terminal
     sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
@@ -213,13 +212,6 @@ def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
     return size
 
 
-def default_workers(workers: int | None, world_size: int = 1) -> int:
-    """Decoding processes per training process: the machine's cores are shared by its processes."""
-    if workers is not None:
-        return max(0, workers)
-    return min(8, max(0, (os.cpu_count() or 1) - 1)) // world_size
-
-
 def input_channels(config: RunConfig, net: nn.Module | None) -> int:
     if net is None:
         return model_info(config.model).input_size[0]
@@ -316,5 +308,5 @@ def _typed(model: str, key: str, text: str, option: tuple[Any, Any]) -> Any:
 
 
 __all__ = ["AMP_MODES", "QUICK_DIGITS_SIZE", "SESSION_FIELDS", "RunConfig", "check_image_size", "configure",
-           "default_num_classes", "default_workers", "input_channels", "model_identity", "model_options",
+           "default_num_classes", "input_channels", "model_identity", "model_options",
            "parse_model_args", "read_run_config"]

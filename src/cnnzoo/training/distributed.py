@@ -3,10 +3,14 @@
 (The device and precision are chosen by :mod:`cnnzoo.device`; signals and stop decisions are in ``stopping``.)
 
 Data-parallel training across processes (``torchrun --nproc_per_node N -m cnnzoo train ...``): torchrun exports
-``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Runtime` reads them (without them: one process, nothing here does
-anything). One code path serves 1 CPU, 1 GPU and N processes:
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` and the rendezvous address; :class:`Runtime` reads them
+(without them: one process, nothing here does anything). A torchrun launch is data-parallel at any world size, one
+process included: it has a process group and a DDP wrapper, so ``torchrun --nproc_per_node 1`` runs every collective
+of the job (what one process cannot show: statistics and gradients actually differing between ranks, e.g.
+``SyncBatchNorm`` across GPUs). One code path serves 1 CPU, 1 GPU and N processes:
 
-- the process group uses NCCL on CUDA and gloo on the CPU; each process drives ``cuda:LOCAL_RANK``;
+- the process group uses NCCL on CUDA and gloo on the CPU; each process drives ``cuda:LOCAL_RANK`` (made the
+  current device); an explicit ``--device cuda:N`` is refused when a machine runs several processes;
 - the recipe's ``batch_size`` is the *global* batch (the paper's), split evenly over the processes, so a recipe means
   the same run on any number of GPUs and a run resumes on any world size;
 - the loaders shard each epoch's seeded permutation per rank (``DistributedSampler``'s scheme); validation shards
@@ -35,6 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data.augment import rng
+from ..data.loaders import available_cores
 from ..errors import UserError
 from ..layers.drop_path import DropPath
 
@@ -88,44 +93,68 @@ def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+# what torchrun (torch.distributed.run) exports to each process it starts
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """This process's place in the job: rank, world size, local rank (from torchrun's environment)."""
+    """This process's place in the job: rank, world size, local rank and the processes of this machine (from
+    torchrun's environment); ``launched``: started by torchrun (data-parallel even as its only process)."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False
+    local_world_size: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Runtime:
         env = os.environ if env is None else env
+        launched = "TORCHELASTIC_RUN_ID" in env or all(name in env for name in LAUNCH_VARIABLES)
         try:
             world_size = int(env.get("WORLD_SIZE", "1"))
             rank, local_rank = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
+            local_world_size = int(env.get("LOCAL_WORLD_SIZE", "1" if not launched else str(world_size)))
         except ValueError:
-            raise UserError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)") from None
+            raise UserError("RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers (set by torchrun)"
+                            ) from None
         if world_size < 1 or not 0 <= rank < world_size:
             raise UserError(f"RANK {rank} and WORLD_SIZE {world_size} do not describe a process of the job")
-        return cls(rank, world_size, local_rank)
+        return cls(rank, world_size, local_rank, launched, max(1, local_world_size))
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Data-parallel: a process group, DDP, sharded loaders (any torchrun launch, one process included)."""
+        return self.launched or self.world_size > 1
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
+    def cpu_share(self) -> int:
+        """The cores of this process: the available ones divided among this machine's training processes."""
+        return max(1, available_cores() // self.local_world_size)
+
     def device(self, device: torch.device) -> torch.device:
-        """Each process drives its own GPU: ``cuda`` means ``cuda:LOCAL_RANK`` under torchrun."""
-        if self.distributed and device.type == "cuda":
-            if device.index is None:
-                device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(device)
+        """The GPU this process drives, made the current device (pinned-memory copies, NCCL and every call without
+        a device then use it, and open no context on GPU 0). ``cuda``: ``cuda:LOCAL_RANK`` under torchrun, the
+        current device otherwise. Under torchrun with several processes on a machine, ``cuda:N`` would put them
+        all on one GPU: refused (``CUDA_VISIBLE_DEVICES`` chooses the GPUs)."""
+        if device.type != "cuda":
+            return device
+        if self.distributed and device.index is not None and self.local_world_size > 1:
+            raise UserError(f"--device {device} under torchrun: each of the {self.local_world_size} processes of this "
+                            "machine drives its own GPU (cuda:LOCAL_RANK); pass --device cuda, and choose the GPUs "
+                            "with CUDA_VISIBLE_DEVICES")
+        if device.index is None:
+            device = torch.device("cuda", self.local_rank if self.distributed else torch.cuda.current_device())
+        torch.cuda.set_device(device)
         return device
 
     def start(self, device: torch.device) -> None:
-        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has."""
+        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has one (a group the
+        run made is destroyed when it ends: ``trainer.run_training``)."""
         if not self.distributed or initialized():
             return
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -178,8 +207,9 @@ class RankStreams:
     Under torchrun, every module of ``PER_ELEMENT_RANDOM`` in ``net`` draws from a stream seeded by
     (seed, epoch, step, rank) (:meth:`begin_step`): around its forward pass the device's default generator is
     swapped for that stream and back, so the shared stream (which per-batch draws use) advances identically on every
-    rank. Stateless per step, so a resumed run on the same world size draws the same masks. One process: nothing is
-    installed, the single default stream serves both kinds (as before).
+    rank. Stateless per step, so a resumed run on the same world size draws the same masks. One process (torchrun's
+    only one included): nothing is installed, the single default stream serves both kinds, so such a run draws what
+    a run without torchrun draws.
     """
 
     def __init__(self, net: nn.Module, device: torch.device, runtime: Runtime, seed: int) -> None:
@@ -187,7 +217,7 @@ class RankStreams:
         self.key: tuple[int, ...] = (seed, 0, 0)
         self.private: torch.Tensor | None = None
         self.shared: torch.Tensor | None = None
-        if runtime.distributed:
+        if runtime.world_size > 1:
             for module in net.modules():
                 if isinstance(module, PER_ELEMENT_RANDOM):
                     module.register_forward_pre_hook(self._enter)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed
 import torch.nn.functional as F
 from torch import nn
 
@@ -39,8 +40,9 @@ from ..device import amp_dtype_for, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
 from ..metrics import classification_metrics
 from ..registry import model_info
-from .config import RunConfig, default_num_classes, default_workers, input_channels
-from .distributed import RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm, wrap
+from .config import RunConfig, default_num_classes, input_channels
+from .distributed import (RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm,
+                          initialized, wrap)
 from .finetune import head_parameters, start_net
 from .run import Run, RunResult, restore, save
 from .run_files import (RunFiles, check_out, config_record, default_run_dir, epoch_line, eta, header_lines, print_line,
@@ -77,8 +79,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
                          download=config.download)
     # a small image folder is decoded once and trained like CIFAR (data/cache.py)
     data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
-                                            mode=config.cache, device=device, threads=config.threads,
-                                            progress=config.progress)
+                                            mode=config.cache, device=device,
+                                            threads=config.threads or runtime.cpu_share(), progress=config.progress)
     if state is not None and list(data.classes) != state["config"]["classes"]:
         raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
                         f"({data.num_classes} now, {len(state['config']['classes'])} then)")
@@ -92,7 +94,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         rank_batch = runtime.split_batch(clamped)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     common = dict(batch_size=rank_batch, device=device, seed=config.seed, channels_last=channels_last,
-                  workers=default_workers(config.workers, runtime.world_size), rank=runtime.rank,
+                  workers=config.workers, cores=runtime.cpu_share(), rank=runtime.rank,
                   world_size=runtime.world_size)
     train_loader = make_loader(data, "train", geo=train_geo, **common)
     val_loader = make_loader(data, "val", geo=eval_geo, **common)
@@ -350,19 +352,25 @@ def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[st
 
 def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
                  log: Callable[[str], None] | None = print_line) -> RunResult:
-    """``prepare``, then the epochs; a signal during validation is agreed by all ranks and stops after it."""
-    run = prepare(config, net=net, data=data, log=log)
-    with StopFlag() as stop:
-        while run.epoch < run.num_epochs:
-            t0 = time.perf_counter()
-            row = train_epoch(run, stop)
-            check_weights(run, f"the end of epoch {run.epoch + 1}")
-            confusion = validate(run, row)
-            end_epoch(run, row, confusion, t0)
-            signum, _, _ = run.guard.poll(stop.signum, 0, force=True)
-            if signum is not None:
-                finish(run, interrupted=True, reason=signal.Signals(signum).name)
-                raise TrainingInterrupted(signum, run.files.out)
-    result = finish(run, interrupted=False)
-    run.net.eval()
-    return RunResult(run.files.out, run.net, result, run.history)
+    """``prepare``, then the epochs; a signal during validation is agreed by all ranks and stops after it. A process
+    group the run made (under torchrun) is destroyed when it ends, however it ends."""
+    had_group = initialized()
+    try:
+        run = prepare(config, net=net, data=data, log=log)
+        with StopFlag() as stop:
+            while run.epoch < run.num_epochs:
+                t0 = time.perf_counter()
+                row = train_epoch(run, stop)
+                check_weights(run, f"the end of epoch {run.epoch + 1}")
+                confusion = validate(run, row)
+                end_epoch(run, row, confusion, t0)
+                signum, _, _ = run.guard.poll(stop.signum, 0, force=True)
+                if signum is not None:
+                    finish(run, interrupted=True, reason=signal.Signals(signum).name)
+                    raise TrainingInterrupted(signum, run.files.out)
+        result = finish(run, interrupted=False)
+        run.net.eval()
+        return RunResult(run.files.out, run.net, result, run.history)
+    finally:
+        if not had_group and initialized():
+            torch.distributed.destroy_process_group()
