@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import cnnzoo
+from cnnzoo.layers import LocalResponseNorm
 from cnnzoo.models.squeezenet import FireModule
 
 
@@ -129,7 +130,7 @@ def test_lrn_matches_the_papers_formula():
 def test_alexnet_layer_order_relu_lrn_pool():
     """Paper §3.3/§3.5 (and bvlc_alexnet): conv -> ReLU -> LRN -> max-pool in layers 1 and 2."""
     kinds = [type(m) for m in _model("alexnet").features]
-    block = [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d]
+    block = [nn.Conv2d, nn.ReLU, LocalResponseNorm, nn.MaxPool2d]
     assert kinds[:4] == block and kinds[4:8] == block
     pools = [m for m in _model("alexnet").features if isinstance(m, nn.MaxPool2d)]
     assert len(pools) == 3 and all((p.kernel_size, p.stride) == (3, 2) for p in pools)  # overlapping (§3.4)
@@ -194,7 +195,7 @@ def test_zfnet_param_count_from_the_layer_table(name, widths):
 
 def test_zfnet_pools_then_normalises_and_inits_biases_to_zero():
     kinds = [type(m) for m in _model("zfnet").features]
-    assert kinds[:4] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.LocalResponseNorm]
+    assert kinds[:4] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, LocalResponseNorm]
     biases = [m.bias for m in cnnzoo.create_model("zfnet").modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert all(torch.count_nonzero(b) == 0 for b in biases)
 

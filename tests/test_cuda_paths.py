@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch import nn
 
+import cnnzoo
 from cnnzoo.cli import build_parser
 from cnnzoo.data.loaders import MAX_WORKERS, loader_workers
 from cnnzoo.device import amp_dtype_for, set_backends
 from cnnzoo.errors import UserError
 from cnnzoo.evaluation import ensemble, evaluate_checkpoint, predict
+from cnnzoo.layers.norm import LocalResponseNorm, paper_lrn
 from cnnzoo.training import train
 from cnnzoo.training.commands import config_from_args
 from cnnzoo.training.distributed import Runtime, rng_state, set_rng_state
@@ -246,3 +248,30 @@ def test_eval_and_predict_decode_folders_with_workers_by_default():
     assert inspect.signature(evaluate_checkpoint).parameters["workers"].default is None
     assert inspect.signature(ensemble).parameters["workers"].default is None
     assert inspect.signature(predict).parameters["workers"].default is None
+
+
+# --- LRN in half precision (bug 6) -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_lrn_of_large_half_precision_activations_is_the_fp32_result(dtype):
+    """Bug 6: LRN squared its input in the input's precision: in fp16 a ReLU output above 256 squares past 65,504,
+    the sum is inf and the output silently 0. It computes in fp32 and returns the input's dtype."""
+    lrn = paper_lrn()
+    x = torch.rand(2, 16, 5, 5, generator=torch.Generator().manual_seed(0)) * 600.0  # AlexNet conv1 reaches this
+    out = lrn(x.to(dtype))
+    assert out.dtype == dtype and bool(torch.isfinite(out).all())
+    torch.testing.assert_close(out.float(), lrn(x.to(dtype).float()), rtol=1e-2, atol=1e-2)
+    assert float(out.float().abs().min()) > 0 or float(x.min()) == 0
+    with torch.autocast("cpu", dtype=dtype):  # under autocast: a convolution's half output goes in
+        conv = nn.Conv2d(3, 16, 1, bias=False)
+        nn.init.constant_(conv.weight, 100.0)
+        out = lrn(conv(torch.ones(1, 3, 4, 4)))
+    assert bool(torch.isfinite(out).all()) and float(out.float().min()) > 0
+
+
+@pytest.mark.parametrize("name", ["alexnet", "zfnet", "googlenet", "vgg11_lrn"])
+def test_every_lrn_network_uses_the_fp32_lrn(name):
+    with torch.device("meta"):
+        net = cnnzoo.create_model(name)
+    norms = [m for m in net.modules() if isinstance(m, nn.LocalResponseNorm)]
+    assert norms and all(isinstance(m, LocalResponseNorm) for m in norms)

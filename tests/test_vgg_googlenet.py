@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.layers import InceptionModule
+from cnnzoo.layers import InceptionModule, LocalResponseNorm
 
 
 def _meta_model(name, **overrides):
@@ -126,7 +126,7 @@ def test_vgg16_c_one_by_one_convs_and_count():
 def test_vgg11_lrn_places_krizhevsky_lrn_after_the_first_conv():
     model = _meta_model("vgg11_lrn")
     kinds = [type(m) for m in model.features[:4]]
-    assert kinds == [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d]
+    assert kinds == [nn.Conv2d, nn.ReLU, LocalResponseNorm, nn.MaxPool2d]
     lrn = model.features[2]
     # Krizhevsky et al. §3.3: k=2, n=5, alpha=1e-4 (on the sum), beta=0.75 -> PyTorch averages: alpha * n
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, pytest.approx(5e-4), 0.75, 2.0)

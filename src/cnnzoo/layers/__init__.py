@@ -9,7 +9,7 @@ from .fractal import FractalBlock, FractalConv, Join
 from .inception import InceptionModule
 from .inception_aux import InceptionAux
 from .init import caffe_xavier_, init_he_
-from .norm import paper_lrn
+from .norm import LocalResponseNorm, paper_lrn
 from .residual import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck, make_stage
 from .shortcut import ZeroPadShortcut, make_shortcut
 
@@ -26,6 +26,7 @@ __all__ = [
     "InceptionAux",
     "InceptionModule",
     "Join",
+    "LocalResponseNorm",
     "PreActBlock",
     "PreActBottleneck",
     "StochasticDepth",

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..layers import BasicConv2d, ConvReLU, InceptionAux, InceptionModule, caffe_xavier_
+from ..layers import BasicConv2d, ConvReLU, InceptionAux, InceptionModule, LocalResponseNorm, caffe_xavier_
 from ..registry import ModelInfo, PaperResult, register_model
 
 PAPER = (
@@ -111,10 +111,10 @@ class GoogLeNet(nn.Module):
         # stem, Table 1 rows 1-5 (Caffe bvlc_googlenet puts LRN after pool1 and after conv2/3x3)
         self.conv1 = conv_block(in_channels, 64, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.lrn1 = nn.Identity() if tv else nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        self.lrn1 = nn.Identity() if tv else LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
         self.conv2 = conv_block(64, 64, 1)  # "#3x3 reduce"
         self.conv3 = conv_block(64, 192, 3, padding=1)
-        self.lrn2 = nn.Identity() if tv else nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        self.lrn2 = nn.Identity() if tv else LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
         channels = 192
