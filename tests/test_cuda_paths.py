@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from cnnzoo.training.commands import config_from_args
 from cnnzoo.training.distributed import Runtime, rng_state, set_rng_state
 from cnnzoo.training.recipes import RECIPES
 from cnnzoo.training.schedules import make_sgd
+from cnnzoo.training.trainer import check_memory
 
 
 def _nonfinite(net: nn.Module) -> int:
@@ -275,3 +277,62 @@ def test_every_lrn_network_uses_the_fp32_lrn(name):
         net = cnnzoo.create_model(name)
     norms = [m for m in net.modules() if isinstance(m, nn.LocalResponseNorm)]
     assert norms and all(isinstance(m, LocalResponseNorm) for m in norms)
+
+
+# --- the memory check (bug 7) ----------------------------------------------------------------------------------------
+
+def _fp32_estimate(model: str, size: int, batch: int) -> int:
+    """The analyzer's training memory at ``size`` in fp32 (what the check used to compare with total memory)."""
+    native = cnnzoo.model_info(model).input_size[1]
+    t = cnnzoo.analyze(model, batch_size=1).totals
+    fixed = t.param_bytes + t.buffer_bytes + t.grad_bytes + t.optimizer_bytes
+    return int(fixed + (t.saved_activation_bytes + t.input_bytes) * batch * (size / native) ** 2)
+
+
+def _gpu_memory(monkeypatch, total: int, context: int = 600 << 20) -> None:
+    _gpu(monkeypatch, (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(total_memory=total))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (total - context, total))
+
+
+def test_memory_check_leaves_room_for_the_cuda_context_and_workspaces(monkeypatch):
+    """Bug 7: the estimate was compared with the GPU's total memory, ignoring the CUDA context (hundreds of MiB,
+    taken before any tensor) and cuDNN/cuBLAS workspaces: a run that fits on paper ran out of memory."""
+    need = _fp32_estimate("resnet20", 96, 64)
+    _gpu_memory(monkeypatch, total=need + (256 << 20))
+    with pytest.raises(UserError, match="free on cuda:0"):
+        check_memory("resnet20", 96, 64, torch.device("cuda", 0))
+    _gpu_memory(monkeypatch, total=need + (3 << 30))
+    check_memory("resnet20", 96, 64, torch.device("cuda", 0))
+
+
+def test_memory_check_estimates_in_the_autocast_dtype_and_counts_the_held_data(monkeypatch):
+    """Bug 7: under --amp bf16 the saved activations take half the bytes the fp32 estimate counted: a run that
+    fits was refused. The data set held on the device takes its share too."""
+    need = _fp32_estimate("resnet20", 256, 64)
+    _gpu_memory(monkeypatch, total=int(need * 0.75) + (2 << 30))
+    with pytest.raises(UserError, match="fp32"):
+        check_memory("resnet20", 256, 64, torch.device("cuda", 0))
+    check_memory("resnet20", 256, 64, torch.device("cuda", 0), amp_dtype=torch.bfloat16)
+    with pytest.raises(UserError, match="held on the device"):
+        check_memory("resnet20", 256, 64, torch.device("cuda", 0), amp_dtype=torch.bfloat16, held_bytes=need)
+
+
+# --- torch.compile and layer-skipping models (bug 9) -----------------------------------------------------------------
+
+def test_compile_is_refused_for_a_model_that_skips_layers(monkeypatch, tmp_path):
+    """Bug 9: stochastic depth's per-block ``bool(tensor)`` and FractalNet's ``.item()`` plans break the compiled
+    graph in every block and recompile for each drop pattern. Such a model is refused with the reason, before the
+    run writes anything; any other model is compiled."""
+    compiled: list[str] = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(type(module).__name__) or module)
+    common = dict(data="synthetic:16", image_size=8, batch_size=8, epochs=1, device="cpu", progress=False, log=None,
+                  checkpoints=False, compile=True)
+    with pytest.raises(UserError, match="recompiling for each drop pattern"):
+        train("resnet20", model_kwargs={"drop_path_rate": 0.5, "drop_path_mode": "batch"}, out=tmp_path / "sd",
+              **common)
+    assert not (tmp_path / "sd").exists() and compiled == []
+    train("resnet20", out=tmp_path / "plain", **common)
+    assert compiled == ["ResNet"]
+    with torch.device("meta"):
+        assert cnnzoo.create_model("fractalnet20").skips_layers  # refused alike

@@ -145,9 +145,9 @@ def test_pad_crop_is_an_exact_shift_and_boxes_resample_exactly():
         windows = [padded[i, :, a : a + 8, b : b + 8] for a in range(3) for b in range(3)]
         assert any(torch.equal(y[i], w) for w in windows)
     full = torch.tensor([[0.0, 0.0, 8.0, 8.0]]).expand(6, 4)
-    same = resample_batch(x, full, torch.zeros(6, dtype=torch.bool), 8, "zeros")
+    same = resample_batch(x, full, torch.zeros(6, dtype=torch.bool), 8)
     assert torch.allclose(same, x.float(), atol=1e-3)
-    flipped = resample_batch(x, full, torch.ones(6, dtype=torch.bool), 8, "zeros")
+    flipped = resample_batch(x, full, torch.ones(6, dtype=torch.bool), 8)
     assert torch.allclose(flipped, x.flip(3).float(), atol=1e-3)
 
 

@@ -10,16 +10,22 @@ Every geometric policy is a crop *box* in the source image that is resized to th
 - ``none``: the evaluation view (short side to ``resize``, centre crop).
 
 Resident data sets (digits, CIFAR, synthetic) are augmented on the device, a batch at a time: integer pad-crops of
-the evaluation view by one gather (as airbench does), other boxes by one ``grid_sample``. Image folders crop per sample in the loader
-workers (images differ in size). Randomness comes from generators seeded by (seed, epoch, step) or
-(seed, epoch, index), so a resumed run draws exactly what the uninterrupted run drew.
+the evaluation view by one gather (as airbench does), flips by one ``where``. Image folders crop per sample in the
+loader workers (images differ in size), or on the GPU after nvJPEG decoded them (``gpu_decode``). Every path cuts a
+box with the same function, ``crop_view`` (integer box, bilinear resize antialiased when it shrinks, as torchvision's
+``resized_crop``), so a resident data set, a streamed folder and a GPU-decoded one give the same view of an image for
+the same box. Per sample, the random choices are drawn first (``draw_view``, from the image's size alone) and applied
+after (``apply_view``). Randomness comes from generators seeded by (seed, epoch, step) or (seed, epoch, index), so a
+resumed run draws exactly what the uninterrupted run drew.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -123,18 +129,27 @@ def pad_crop_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torc
     return padded[batch, torch.arange(c, device=x.device).view(1, c, 1, 1), rows, cols]
 
 
-def resample_batch(x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int, pad_mode: str) -> torch.Tensor:
-    """Crop every image of the batch to its box (source pixels) and resize to ``size``: one ``grid_sample``."""
-    n, _, h, w = x.shape
-    top, left, bh, bw = boxes.to(x.device, torch.float32).unbind(1)
-    sx, sy = bw / w, bh / h  # affine map from output [-1, 1] to source [-1, 1] (align_corners=False)
-    tx, ty = (2 * left + bw) / w - 1, (2 * top + bh) / h - 1
-    sx = torch.where(flips.to(x.device), -sx, sx)
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
-    mode = "reflection" if pad_mode == "reflect" else "zeros"
-    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=mode, align_corners=False)
+def box_pixels(box: Sequence[float]) -> tuple[int, int, int, int]:
+    """A crop box (top, left, height, width) in source pixels, rounded to whole pixels (at least one)."""
+    top, left, height, width = box
+    return round(top), round(left), max(1, round(height)), max(1, round(width))
+
+
+def crop_view(img: torch.Tensor, box: Sequence[float], size: int, flip: bool = False) -> torch.Tensor:
+    """One image (C, H, W) cut to ``box`` and resized to ``size`` x ``size``: bilinear, antialiased when it shrinks
+    (torchvision's ``resized_crop``; uint8 in, uint8 out), mirrored on request. Every path's view of a box."""
+    from torchvision.transforms.v2 import functional as TF
+
+    view = TF.resized_crop(img, *box_pixels(box), [size, size], antialias=True)
+    return TF.horizontal_flip(view) if flip else view
+
+
+def resample_batch(x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:
+    """Every image of the batch cut to its box (source pixels) and resized to ``size`` by ``crop_view``, as the
+    per-sample paths do (one resize per image: the boxes differ). ``boxes`` and ``flips`` are read on the host: drawn
+    there (``ResidentLoader``), reading them costs no device sync."""
+    views = [crop_view(img, box, size, flip) for img, box, flip in zip(x, boxes.tolist(), flips.tolist())]
+    return torch.stack(views).float()
 
 
 def flip_batch(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
@@ -173,8 +188,12 @@ def pca_lighting(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Ten
     return x + (alpha @ _PCA_RGB[x.device].T).view(-1, 3, 1, 1)
 
 
-def augment_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
-    """A uint8 (n, C, H, W) batch on the device -> augmented float batch at ``geo.size`` (0-255 scale)."""
+def augment_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator,
+                  box_gen: torch.Generator | None = None) -> torch.Tensor:
+    """A uint8 (n, C, H, W) batch on the device -> augmented float batch at ``geo.size`` (0-255 scale).
+
+    ``box_gen``: the generator of the crop boxes and flips of the box policies (default ``gen``); a CPU one keeps
+    a GPU batch from waiting for the device to read its boxes."""
     n, _, h, w = x.shape
     if geo.policy == "pad_crop":  # the evaluation view (a non-square image is cropped, not squashed), shifted
         y = resize_center_crop(x, geo)
@@ -185,6 +204,54 @@ def augment_batch(x: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch
     elif geo.policy == "none":
         y = resize_center_crop(x, geo).float()
     else:
-        boxes, flips = crop_boxes(geo, n, h, w, gen)
-        y = resample_batch(x, boxes, flips, geo.size, geo.pad_mode)
+        boxes, flips = crop_boxes(geo, n, h, w, box_gen or gen)
+        y = resample_batch(x, boxes, flips, geo.size)
     return pca_lighting(y, geo.pca_lighting, gen)
+
+
+# --- per sample: the random choices, then their application ----------------------------------------------------------
+
+
+class View(NamedTuple):
+    """One sample's random choices: a mirror flip, and the crop box (``pad_crop``: the shift, top and left, of the
+    evaluation view inside its padding; ``none``: nothing)."""
+
+    flip: bool
+    box: tuple[int, ...] = ()
+
+
+def draw_view(geo: Geometry, height: int, width: int, gen: torch.Generator) -> View:
+    """The choices of one training sample of ``height`` x ``width`` pixels (the flip first, then the box)."""
+    flip = geo.flip and bool(torch.rand(1, generator=gen) < 0.5)
+    if geo.policy == "pad_crop":
+        return View(flip, tuple(torch.randint(0, 2 * geo.pad + 1, (2,), generator=gen).tolist()))
+    if geo.policy == "none":
+        return View(flip)
+    box, _ = crop_boxes(geo, 1, height, width, gen)
+    return View(flip, box_pixels(box[0].tolist()))
+
+
+def eval_view(img: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """One image's evaluation view (short side resized, centre crop) as uint8."""
+    return resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8)
+
+
+def apply_view(img: torch.Tensor, geo: Geometry, view: View) -> torch.Tensor:
+    """One uint8 image (C, H, W, any device) -> its augmented uint8 (C, size, size) under ``view``."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if geo.policy == "pad_crop":  # the evaluation view (short side, centre crop), shifted by up to ``pad`` pixels
+        padding_mode = "constant" if geo.pad_mode == "zeros" else "reflect"
+        img = TF.pad(eval_view(img, geo), [geo.pad] * 4, padding_mode=padding_mode)
+        top, left = view.box
+        img = img[:, top : top + geo.size, left : left + geo.size]
+    elif geo.policy == "none":
+        img = eval_view(img, geo)
+    else:
+        return crop_view(img, view.box, geo.size, view.flip)
+    return TF.horizontal_flip(img) if view.flip else img
+
+
+def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
+    """One uint8 image -> augmented uint8 (C, size, size); the per-sample twin of ``augment_batch``."""
+    return apply_view(img, geo, draw_view(geo, img.shape[-2], img.shape[-1], gen))

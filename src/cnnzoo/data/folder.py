@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ..errors import UserError
-from .augment import Geometry, crop_boxes, resize_center_crop, rng
+from .augment import Geometry, augment_image, eval_view, rng
 from .sources import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, Data, FileSource, class_folder_names
 from .sources import stratified_split, to_channels, warn_skipped
 
@@ -168,26 +168,6 @@ def decode_image_file(path: str, channels: int, min_side: int | None = None) -> 
     return to_channels(img, channels)
 
 
-def augment_image(img: torch.Tensor, geo: Geometry, gen: torch.Generator) -> torch.Tensor:
-    """One uint8 image -> augmented uint8 (C, size, size); the per-sample twin of ``augment_batch``."""
-    from torchvision.transforms.v2 import functional as TF
-
-    flip = geo.flip and bool(torch.rand(1, generator=gen) < 0.5)
-    if geo.policy == "pad_crop":  # the evaluation view (short side, centre crop), shifted by up to ``pad`` pixels
-        img = resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8)
-        padding_mode = "constant" if geo.pad_mode == "zeros" else "reflect"
-        img = TF.pad(img, [geo.pad] * 4, padding_mode=padding_mode)
-        top, left = torch.randint(0, 2 * geo.pad + 1, (2,), generator=gen).tolist()
-        img = img[:, top : top + geo.size, left : left + geo.size]
-    elif geo.policy == "none":
-        img = resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8)
-    else:
-        box, _ = crop_boxes(geo, 1, img.shape[-2], img.shape[-1], gen)
-        top, left, h, w = (max(1, round(v)) if i > 1 else round(v) for i, v in enumerate(box[0].tolist()))
-        img = TF.resized_crop(img, top, left, h, w, [geo.size, geo.size], antialias=True)
-    return TF.horizontal_flip(img) if flip else img
-
-
 class FolderDataset(Dataset):
     """Decodes and augments one file per item; randomness seeded by (seed, epoch, index) for exact replay.
 
@@ -212,12 +192,9 @@ class FolderDataset(Dataset):
             img = decode_image_file(self.source.paths[index], self.channels, self.geo.resize if shrink else None)
         except UserError:
             return torch.zeros(self.channels, self.geo.size, self.geo.size, dtype=torch.uint8), -1 - index
-        if self.train:
-            img = augment_image(img, self.geo, rng(self.seed, epoch, index))
-        else:
-            img = resize_center_crop(img, self.geo).round().clamp(0, 255).to(torch.uint8)
+        img = augment_image(img, self.geo, rng(self.seed, epoch, index)) if self.train else eval_view(img, self.geo)
         return img.contiguous(), self.source.labels[index]
 
 
-__all__ = ["IMAGE_FORMATS", "FolderDataset", "augment_image", "decode_image_file", "load_folder", "open_image",
+__all__ = ["IMAGE_FORMATS", "FolderDataset", "decode_image_file", "load_folder", "open_image",
            "warn_skipped"]

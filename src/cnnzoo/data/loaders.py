@@ -119,8 +119,10 @@ class ResidentLoader(Loader):
         for step in range(start_step, len(self)):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             x, y = self.images[idx], self.labels[idx]
-            if self.train:
-                x = augment_batch(x, self.geo, rng(*self.key(epoch, step), device=self.device))
+            if self.train:  # crop boxes drawn on the host (read there without a device sync), the rest on the device
+                key = self.key(epoch, step)
+                box_gen = rng(*key) if self.device.type != "cpu" else None
+                x = augment_batch(x, self.geo, rng(*key, device=self.device), box_gen)
             else:
                 x = resize_center_crop(x, self.geo).float()
             yield self.finish(x), y

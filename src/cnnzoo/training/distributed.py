@@ -235,12 +235,16 @@ class RankStreams:
         else:
             torch.set_rng_state(state)
 
+    # run eagerly under torch.compile (a graph break around each such module, never a recompile): they swap the
+    # device's generator state, which a compiled graph cannot hold
+    @torch.compiler.disable
     def _enter(self, module: nn.Module, args: Any) -> None:
         self.shared = self._get()
         if self.private is None:
             self.private = rng(*self.key, device=self.device).get_state()
         self._set(self.private)
 
+    @torch.compiler.disable
     def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
         self.private = self._get()
         self._set(self.shared)

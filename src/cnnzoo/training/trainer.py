@@ -34,7 +34,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..analysis import analyze
-from ..data import Data, load_data, make_loader
+from ..data import Data, TensorSource, load_data, make_loader
 from ..data.cache import hold_folder
 from ..device import amp_dtype_for, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
@@ -67,8 +67,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     amp_dtype = amp_dtype_for(config.amp, device)
     if config.sync_bn and device.type != "cuda":
         convert_sync_batchnorm(nn.Identity(), device)  # refuses with the reason, before anything is written
-    if net is None:
-        check_memory(config.model, size, rank_batch, device)  # an absurd --image-size: refused before allocating
+    if net is None:  # an absurd --image-size: refused before allocating
+        check_memory(config.model, size, rank_batch, device, amp_dtype)
     runtime.start(device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -81,6 +81,9 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
                                             mode=config.cache, device=device,
                                             threads=config.threads or runtime.cpu_share(), progress=config.progress)
+    if net is None and device.type == "cuda" and isinstance(data.train, TensorSource):  # and with the data on it
+        held = sum(split.images.numel() * split.images.element_size() for split in (data.train, data.val))
+        check_memory(config.model, size, rank_batch, device, amp_dtype, held_bytes=held)
     if state is not None and list(data.classes) != state["config"]["classes"]:
         raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
                         f"({data.num_classes} now, {len(state['config']['classes'])} then)")
@@ -118,6 +121,10 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     # the model with its --model-arg options; fine-tuning: --weights (not on resume) and --freeze
     net, start_lines = start_net(config, net, num_classes=data.num_classes, in_channels=in_channels,
                                  resumed=state is not None)
+    if config.compile and getattr(net, "skips_layers", False):
+        raise UserError(f"--compile: {config.model} skips layers per mini-batch (stochastic depth's gates or "
+                        "FractalNet's drop-path, drawn on the host), which torch.compile can only follow by breaking "
+                        "its graph in every block and recompiling for each drop pattern; train it without --compile")
     if config.sync_bn:
         net = convert_sync_batchnorm(net, device)
     net.to(device)
@@ -168,29 +175,52 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     return run
 
 
-def check_memory(model: str, size: int, batch: int, device: torch.device) -> None:
-    """Refuse an input side whose training memory, as the analyzer predicts it (parameters, gradients, optimizer
-    state, saved activations and the input batch), exceeds the device's memory, instead of trying to allocate it.
+CUDA_WORKSPACE_BYTES = 1 << 30  # kept free beyond the estimate on a GPU: cuDNN/cuBLAS workspaces, allocator slack
 
-    Only sides above twice the model's own are checked (where such surprises happen): the analyzer runs at the
-    model's side and the per-image bytes (saved activations, input) are scaled by the area ratio."""
+
+def training_memory_bytes(model: str, size: int, batch: int, amp_dtype: torch.dtype | None = None) -> int:
+    """Training memory of ``model`` at ``size`` as the analyzer predicts it: parameters, buffers, gradients and
+    optimizer state (fp32, under autocast too), saved activations and the input batch.
+
+    The analyzer runs at the model's own side and the per-image bytes are scaled by the area ratio. Under autocast
+    (``amp_dtype``) the saved activations take that dtype's bytes, autocast keeps a copy of the weights in it, and
+    the fp32 input batch gets a copy in it."""
     native = model_info(model).input_size
-    if size <= 2 * native[1]:
-        return
     report = analyze(model, native, batch_size=1).totals
+    ratio = 1.0 if amp_dtype is None else torch.finfo(amp_dtype).bits / 32
     fixed = report.param_bytes + report.buffer_bytes + report.grad_bytes + report.optimizer_bytes
-    per_image = (report.saved_activation_bytes or report.activation_bytes) + report.input_bytes
-    need = fixed + per_image * batch * (size / native[1]) ** 2
+    if amp_dtype is not None:
+        fixed += report.param_bytes * ratio
+    saved = report.saved_activation_bytes or report.activation_bytes
+    per_image = saved * ratio + report.input_bytes * (1 + (ratio if amp_dtype is not None else 0))
+    return int(fixed + per_image * batch * (size / native[1]) ** 2)
+
+
+def check_memory(model: str, size: int, batch: int, device: torch.device, amp_dtype: torch.dtype | None = None,
+                 held_bytes: int = 0) -> None:
+    """Refuse an input side whose training memory (``training_memory_bytes``, plus ``held_bytes`` of data held on
+    the device) exceeds what the device can give, instead of trying to allocate it. On a GPU that is its free
+    memory (after the CUDA context and other processes) less ``CUDA_WORKSPACE_BYTES``.
+
+    Only sides above twice the model's own are checked (where such surprises happen)."""
+    if size <= 2 * model_info(model).input_size[1]:
+        return
+    need = training_memory_bytes(model, size, batch, amp_dtype) + held_bytes
     have = device_memory_bytes(device)
-    if have and need > have:
+    if have is not None and need > have:
+        precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+        held = f", with {held_bytes / 2**30:,.1f} GiB of data held on the device" if held_bytes else ""
+        where = f"free on {device} (after the CUDA context, less {CUDA_WORKSPACE_BYTES / 2**30:g} GiB for " \
+                "cuDNN/cuBLAS workspaces)" if device.type == "cuda" else f"{device} has"
         raise UserError(f"--image-size {size}: training {model} at {size}x{size}, batch {batch}, needs about "
-                        f"{need / 2**30:,.0f} GiB (the analyzer's estimate), more than the {have / 2**30:,.1f} GiB "
-                        f"{device} has; use a smaller --image-size or --batch-size")
+                        f"{need / 2**30:,.1f} GiB (the analyzer's estimate in {precision}{held}), more than the "
+                        f"{have / 2**30:,.1f} GiB {where}; use a smaller --image-size or --batch-size")
 
 
 def device_memory_bytes(device: torch.device) -> int | None:
+    """What a run may allocate: a GPU's free memory less the workspace margin; the machine's memory on the CPU."""
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory
+        return max(0, torch.cuda.mem_get_info(device)[0] - CUDA_WORKSPACE_BYTES)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
