@@ -8,6 +8,8 @@ remainder is dropped with the last partial batch); validation pads nothing, so e
 
 Image files that fail to decode (truncated data) are dropped from their batch and listed in ``loader.skipped``,
 with a warning the first time; a batch in which no file decodes comes back with its blank images and no labels.
+A streamed folder's JPEGs are decoded by PIL in the workers, or with ``decode="gpu"`` by nvJPEG on the device
+(``gpu_decode``), giving the same view of each sample.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from .augment import Geometry, augment_batch, pca_lighting, resize_center_crop, rng
 from .folder import FolderDataset
+from .gpu_decode import EncodedFiles, as_list, decode_batch
 from .sources import Data, FileSource, TensorSource
 
 
@@ -129,12 +132,15 @@ class ResidentLoader(Loader):
 
 
 class FolderLoader(Loader):
-    """Files decoded and cropped per sample by DataLoader workers; lighting and normalisation on the device."""
+    """Files decoded and cropped per sample by DataLoader workers (``decode="gpu"``: read by the workers, decoded
+    and cropped on the device); lighting and normalisation on the device."""
 
     def __init__(self, source: FileSource, *, channels: int, workers: int | None = None, cores: int | None = None,
-                 **kwargs) -> None:
+                 decode: str = "cpu", **kwargs) -> None:
         super().__init__(len(source), **kwargs)
-        self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
+        kind = EncodedFiles if decode == "gpu" else FolderDataset
+        self.dataset = kind(source, self.geo, channels=channels, train=self.train, seed=self.seed)
+        self.channels, self.decode = channels, decode
         self.workers = loader_workers(workers, cores=cores, batches=len(self))
         self.sampler = _Items()
         self.loader: DataLoader | None = None
@@ -153,8 +159,12 @@ class FolderLoader(Loader):
                 pin_memory=self.device.type == "cuda",
                 persistent_workers=self.workers > 0,
                 prefetch_factor=4 if self.workers > 0 else None,
+                collate_fn=as_list if self.decode == "gpu" else None,
             )
-        for step, (x, y) in enumerate(self.loader, start=start_step):
+        for step, batch in enumerate(self.loader, start=start_step):
+            x, y = batch if self.decode != "gpu" else decode_batch(
+                batch, geo=self.geo, channels=self.channels, train=self.train, device=self.device,
+                paths=self.dataset.source.paths)
             bad = y < 0  # on the host, as DataLoader returns it: no device sync
             if bad.any():
                 x, y = self._drop(x, y, bad)
@@ -196,10 +206,11 @@ class _Items:
 
 
 def make_loader(data: Data, split: str, *, geo: Geometry, workers: int | None = None, cores: int | None = None,
-                **kwargs) -> Loader:
-    """``workers``/``cores``: an image folder's decoding processes (see ``loader_workers``; default: the cores')."""
+                decode: str = "cpu", **kwargs) -> Loader:
+    """``workers``/``cores``: an image folder's decoding processes (see ``loader_workers``; default: the cores');
+    ``decode``: a streamed folder's JPEGs decoded by PIL (``cpu``) or by nvJPEG on the device (``gpu``)."""
     source = data.train if split == "train" else data.val
     common = dict(train=split == "train", geo=geo, mean=data.mean, std=data.std, **kwargs)
     if isinstance(source, TensorSource):
         return ResidentLoader(source, **common)
-    return FolderLoader(source, channels=data.in_channels, workers=workers, cores=cores, **common)
+    return FolderLoader(source, channels=data.in_channels, workers=workers, cores=cores, decode=decode, **common)

@@ -49,6 +49,7 @@ def train(
     freeze: str | None = None,
     deterministic: bool = False,
     tf32: bool = True,
+    decode: str = "cpu",
     log: Any = "print",
 ) -> RunResult:
     """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
@@ -76,6 +77,8 @@ def train(
         deterministic: deterministic algorithms, cuDNN benchmark off, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``: a resume
             on a GPU is then bit-exact (the mode stays on for the process).
         tf32: on CUDA, TF32 tensor cores for fp32 matmuls and convolutions (default on).
+        decode: a streamed image folder's JPEGs decoded by PIL in the loader workers (``"cpu"``) or by nvJPEG on
+            the GPU (``"gpu"``, CUDA only); the run's header says which.
         log: called with one line per epoch (default: print it; ``None``: silent).
 
     Every other keyword is a field of :class:`~cnnzoo.training.config.RunConfig`. Returns the trained model (eval
@@ -91,7 +94,7 @@ def train(
         model_kwargs=model_kwargs, model_name=model_name, out=out, resume=resume, epochs=epochs, device=str(device),
         amp=amp, channels_last=channels_last, compile=compile, download=download, workers=workers,
         checkpoints=checkpoints, progress=progress, sync_bn=sync_bn, on_nonfinite=on_nonfinite, threads=threads,
-        overwrite=overwrite, deterministic=deterministic, tf32=tf32,
+        overwrite=overwrite, deterministic=deterministic, tf32=tf32, decode=decode,
         **({"cache": cache, "weights": None if weights is None else str(weights), "freeze": freeze}
            if resume is None else {}),
     )

@@ -103,6 +103,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "CUBLAS_WORKSPACE_CONFIG=:4096:8): a resume on a GPU is then bit-exact, at some speed")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
                    help="CUDA: TF32 tensor cores for fp32 matmuls and convolutions (default on; --no-tf32: full fp32)")
+    p.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+                   help="a streamed image folder's JPEGs: decoded by PIL in the loader workers (default), or by nvJPEG "
+                   "on the GPU, a batch at a time (CUDA; other formats still by PIL)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -116,7 +119,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         epochs=args.epochs, device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         download=args.download, workers=args.workers, checkpoints=args.checkpoints, progress=args.progress,
         sync_bn=args.sync_bn, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite, threads=args.threads,
-        deterministic=args.deterministic, tf32=args.tf32,
+        deterministic=args.deterministic, tf32=args.tf32, decode=args.decode,
         **({"model_kwargs": args.model_args, "cache": args.cache, "weights": args.weights, "freeze": args.freeze}
            if args.resume is None else {}),
     )

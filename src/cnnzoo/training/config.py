@@ -34,6 +34,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointError
 from ..data.cache import CACHE_MODES
+from ..data.gpu_decode import DECODE_MODES
 from ..data.load import check_val_fraction
 from ..device import AMP_MODES
 from ..errors import UnknownNameError, UserError
@@ -44,7 +45,7 @@ from .stopping import POLICIES
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
 # what a session may change when it resumes a run (everything else is the run's own)
 SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
-                  "progress", "sync_bn", "on_nonfinite", "threads", "deterministic", "tf32")
+                  "progress", "sync_bn", "on_nonfinite", "threads", "deterministic", "tf32", "decode")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class RunConfig:
     freeze: str | None = None  # "backbone": train the classifier only
     deterministic: bool = False  # deterministic algorithms, cuDNN benchmark off (a bit-exact GPU resume needs it)
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
+    decode: str = "cpu"  # a streamed folder's JPEGs: decoded by PIL in the workers (cpu) or by nvJPEG (gpu)
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -96,6 +98,8 @@ class RunConfig:
             raise UserError(f"--freeze must be 'backbone', got {self.freeze!r}")
         if self.freeze is not None and self.weights is None:
             raise UserError("--freeze backbone needs --weights (a backbone to keep)")
+        if self.decode not in DECODE_MODES:
+            raise UserError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {self.decode!r}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
 

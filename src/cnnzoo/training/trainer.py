@@ -36,6 +36,7 @@ from .. import checkpoint as ckpt
 from ..analysis import analyze
 from ..data import Data, TensorSource, load_data, make_loader
 from ..data.cache import hold_folder
+from ..data.gpu_decode import check_gpu_decode
 from ..device import amp_dtype_for, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
 from ..metrics import classification_metrics
@@ -60,6 +61,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     runtime = Runtime.from_env()
     device = runtime.device(resolve_device(config.device))
     backends = set_backends(device, deterministic=config.deterministic, tf32=config.tf32)  # before any CUDA work
+    if config.decode == "gpu":
+        check_gpu_decode(device)
     path, state = ckpt.find_resume_state(Path(config.resume)) if config.resume else (None, None)
     earlier = [] if config.out is None or config.resume else check_out(Path(config.out), overwrite=config.overwrite)
     recipe, size = config.recipe, config.image_size
@@ -97,7 +100,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         rank_batch = runtime.split_batch(clamped)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     common = dict(batch_size=rank_batch, device=device, seed=config.seed, channels_last=channels_last,
-                  workers=config.workers, cores=runtime.cpu_share(), rank=runtime.rank,
+                  workers=config.workers, cores=runtime.cpu_share(), decode=config.decode, rank=runtime.rank,
                   world_size=runtime.world_size)
     train_loader = make_loader(data, "train", geo=train_geo, **common)
     val_loader = make_loader(data, "val", geo=eval_geo, **common)
@@ -121,6 +124,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     # the model with its --model-arg options; fine-tuning: --weights (not on resume) and --freeze
     net, start_lines = start_net(config, net, num_classes=data.num_classes, in_channels=in_channels,
                                  resumed=state is not None)
+    if config.decode == "gpu":
+        start_lines.append(decode_line(data, device, train_loader))
     if config.compile and getattr(net, "skips_layers", False):
         raise UserError(f"--compile: {config.model} skips layers per mini-batch (stochastic depth's gates or "
                         "FractalNet's drop-path, drawn on the host), which torch.compile can only follow by breaking "
@@ -194,6 +199,15 @@ def training_memory_bytes(model: str, size: int, batch: int, amp_dtype: torch.dt
     saved = report.saved_activation_bytes or report.activation_bytes
     per_image = saved * ratio + report.input_bytes * (1 + (ratio if amp_dtype is not None else 0))
     return int(fixed + per_image * batch * (size / native[1]) ** 2)
+
+
+def decode_line(data: Data, device: torch.device, loader: Any) -> str:
+    """The header's line on ``--decode gpu``: what it decodes, or why it does not apply."""
+    if data.held == "streamed":
+        return (f"decoding: JPEG files by nvJPEG on {device}, a batch at a time (other formats, CMYK JPEGs and "
+                f"files nvJPEG refuses by PIL); {loader.workers} workers read the files")
+    what = "is held in memory, decoded once by PIL (--cache off streams it)" if data.layout else "is no image folder"
+    return f"decoding: --decode gpu does not apply: {data.spec} {what}"
 
 
 def check_memory(model: str, size: int, batch: int, device: torch.device, amp_dtype: torch.dtype | None = None,
