@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cpu_train.py
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_report.py
-	$(PY) benchmarks/gpu_check.py --smoke
+	$(PY) benchmarks/gpu_check.py --smoke --out build/gpu_check
 
 readme: $(STAMP)
 	$(PY) tools/update_readme.py

@@ -1,6 +1,6 @@
 """Every GPU question about cnnzoo answered by one run on one GPU (issue 20): at most 8 minutes, results as JSON.
 
-    python benchmarks/gpu_check.py                 # on the GPU machine: JSON in $OUT (else --out, else ./gpu_check)
+    python benchmarks/gpu_check.py                 # on the GPU machine: JSON in --out, else $OUT, else build/gpu_check
     python benchmarks/gpu_check.py --smoke         # the CPU: every case that can run there, at tiny sizes (the test)
     python benchmarks/gpu_check.py --only resume,memory
 
@@ -708,7 +708,7 @@ CASES = ("fp16_overflow", "lrn_precision", "torchrun_nccl", "resume", "throughpu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="the CPU, tiny sizes; CUDA-only cases skipped")
-    parser.add_argument("--out", help="folder for gpu_check.json (default: $OUT, else ./gpu_check)")
+    parser.add_argument("--out", help="folder for gpu_check.json (default: $OUT, else build/gpu_check)")
     parser.add_argument("--only", help=f"comma-separated cases to run ({', '.join(CASES)})")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help=f"seconds for the whole run ({BUDGET_S:g})")
     args = parser.parse_args(argv)
@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"cnnzoo: error: --only: no case {', '.join(sorted(unknown))} ({', '.join(CASES)})", file=sys.stderr)
         return 2
-    out = Path(args.out or os.environ.get("OUT") or "gpu_check")
+    out = Path(args.out or os.environ.get("OUT") or ROOT / "build" / "gpu_check")
     sz = SMOKE if args.smoke else Sizes()
     check = Check(out, cuda=cuda, smoke=args.smoke, budget=args.budget)
     check.report["environment"] = environment(cuda)
