@@ -264,9 +264,9 @@ def test_lrn_of_large_half_precision_activations_is_the_fp32_result(dtype):
     assert out.dtype == dtype and bool(torch.isfinite(out).all())
     torch.testing.assert_close(out.float(), lrn(x.to(dtype).float()), rtol=1e-2, atol=1e-2)
     assert float(out.float().abs().min()) > 0 or float(x.min()) == 0
-    with torch.autocast("cpu", dtype=dtype):  # under autocast: a convolution's half output goes in
-        conv = nn.Conv2d(3, 16, 1, bias=False)
-        nn.init.constant_(conv.weight, 100.0)
+    conv = nn.Conv2d(3, 16, 1, bias=False)
+    nn.init.constant_(conv.weight, 100.0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype):  # under autocast: a convolution's half output goes in
         out = lrn(conv(torch.ones(1, 3, 4, 4)))
     assert bool(torch.isfinite(out).all()) and float(out.float().min()) > 0
 
