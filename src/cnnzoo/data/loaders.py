@@ -7,7 +7,9 @@ shard the permutation for data-parallel training: each rank takes every ``world_
 remainder is dropped with the last partial batch); validation pads nothing, so every sample is counted exactly once.
 
 Image files that fail to decode (truncated data) are dropped from their batch and listed in ``loader.skipped``,
-with a warning the first time; a batch in which no file decodes comes back with its blank images and no labels.
+with a warning the first time (``announce_skipped=False``: listed only, for a caller that reports each file itself,
+so that no file is reported twice); a batch in which no file decodes comes back with its blank images and no
+labels.
 """
 
 from __future__ import annotations
@@ -106,10 +108,11 @@ class ResidentLoader(Loader):
 class FolderLoader(Loader):
     """Files decoded and cropped per sample by DataLoader workers; lighting and normalisation on the device."""
 
-    def __init__(self, source: FileSource, *, channels: int, workers: int = 0, **kwargs) -> None:
+    def __init__(self, source: FileSource, *, channels: int, workers: int = 0, announce_skipped: bool = True,
+                 **kwargs) -> None:
         super().__init__(len(source), **kwargs)
         self.dataset = FolderDataset(source, self.geo, channels=channels, train=self.train, seed=self.seed)
-        self.workers = workers
+        self.workers, self.announce_skipped = workers, announce_skipped
         self.sampler = _Items()
         self.loader: DataLoader | None = None
 
@@ -150,7 +153,8 @@ class FolderLoader(Loader):
             path = self.dataset.source.paths[index]
             if path not in self.skipped:
                 self.skipped.append(path)
-                warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
+                if self.announce_skipped:
+                    warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
         if bool(bad.all()):  # nothing readable: blank images and no labels (the trainer learns nothing from it)
             return x, y[:0]
         return x[~bad], y[~bad]
@@ -169,9 +173,13 @@ class _Items:
         return len(self.items)
 
 
-def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, **kwargs) -> Loader:
+def make_loader(data: Data, split: str, *, geo: Geometry, workers: int = 0, announce_skipped: bool = True,
+                **kwargs) -> Loader:
+    """The loader of ``data``'s ``split``; ``announce_skipped``: warn about each file that fails to decode (False:
+    only list it in ``loader.skipped``, for a caller that reports each file itself)."""
     source = data.train if split == "train" else data.val
     common = dict(train=split == "train", geo=geo, mean=data.mean, std=data.std, **kwargs)
     if isinstance(source, TensorSource):
         return ResidentLoader(source, **common)
-    return FolderLoader(source, channels=data.in_channels, workers=workers, **common)
+    return FolderLoader(source, channels=data.in_channels, workers=workers, announce_skipped=announce_skipped,
+                        **common)
