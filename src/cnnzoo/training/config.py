@@ -1,12 +1,16 @@
 """A run's settings as one frozen value, ``RunConfig``: built by the CLI or ``cnnzoo.train``, reloaded on resume.
 
 ``configure(model, ...)`` resolves what can be resolved before any data is read: the model's identity, the recipe
-(the model's own unless named, with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the
-seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/config.json`` and takes only the
-settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
-model, data, recipe, size or seed is refused, since the run would silently become another run. The one rule for the
-schedule: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer
-prints the change (``schedules.replanned``).
+(named; else ``finetune`` with ``--weights``; else on the built-in digits ``quick`` at 16 px, whatever the length;
+else the model's own; with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the seed.
+A length never changes the recipe, its input side or its augmentation. ``configure(resume=DIR, ...)`` reloads the
+run's own settings from ``DIR/config.json`` and takes only the settings of this session (length, device, precision,
+workers, progress...) from the call; the thread count is the run's own unless given (another one is said: the
+resumed run is then not bit-identical); an explicitly different model, data, recipe, size or seed is refused, since
+the run would silently become another run. Every number has its valid range (``RUN_RANGES``, ``MODEL_ARG_RANGES``;
+the recipe's: ``recipes.FIELD_RANGES``), checked whoever builds a RunConfig. The one rule for the schedule on
+resume: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer prints
+the change (``schedules.replanned``).
 
 ``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
 steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.

@@ -6,6 +6,11 @@ Lengths and milestones carry their unit in the field name (``milestones_iteratio
 ``milestones_fraction`` of the run). Geometric augmentation is given in the paper's pixels at the paper's crop
 (``crop_px``); at another input size every pixel count is scaled by ``image_size / crop_px``, so a recipe means the
 same thing at 227, 32 or 16 pixels. ``parse_overrides`` turns ``--set field=value`` strings into typed values.
+
+Every field's valid values are declared once, in ``FIELD_RANGES`` beside the class; ``Recipe.__post_init__`` checks
+them and the relations between fields, so every way of making a recipe (``--set``, ``cnnzoo.train``, a run's
+config.json on resume) is checked alike. Fields that say one thing together form ``GROUPS`` (the length: epochs or
+iterations; the milestones; the warm-up): setting one with ``--set`` replaces the others of its group.
 """
 
 from __future__ import annotations

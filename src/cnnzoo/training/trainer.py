@@ -11,7 +11,8 @@ After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last
 The same loop runs under ``torchrun`` (``distributed``: sharded loaders, DDP, sums reduced over the ranks, rank 0
 writes), and every decision that ends a run early, a signal, a dead loader worker or a non-finite loss, is taken by
 all ranks at the same step (``stopping``). A run stopped mid-epoch is checkpointed at its last finished step and
-resumes bit-identically on the CPU with the same thread count. Weights that became non-finite are never saved
+resumes bit-identically on the CPU with the same thread count (a resume reuses the run's own). The run directory is
+held by one process for the run's life (``claim_run_dir``, ``run_files.RunLock``). Weights that became non-finite are never saved
 (``check_weights``).
 """
 
