@@ -196,17 +196,28 @@ class RunLock:
             fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UserError(f"{flag} {folder}: cannot write there ({exc.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
+        refusal = _held_by_another(fd, folder, flag)
+        if refusal is not None:
             os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise UserError(f"{flag} {folder}: in use by {who} (a run is training there); wait for it to end, or "
-                            "use another folder") from None
+            raise UserError(refusal)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         return cls(folder, fd, created)
+
+    @staticmethod
+    def refusal(folder: Path, flag: str = "--out") -> str | None:
+        """The refusal ``take`` would give ``folder`` now, because another process holds it; None when it is free (or
+        has no lock file), without creating or keeping anything."""
+        if fcntl is None:
+            return None
+        try:
+            fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+        except OSError:  # no such folder or lock file: nobody holds it
+            return None
+        try:
+            return _held_by_another(fd, folder, flag)
+        finally:
+            os.close(fd)  # (and the probe's own lock with it)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -228,6 +239,17 @@ class RunLock:
                 return
             if path == self.created:
                 return
+
+
+def _held_by_another(fd: int, folder: Path, flag: str) -> str | None:
+    """Lock ``fd`` (the folder's lock file); the refusal naming the holder's PID if another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        return f"{flag} {folder}: in use by {who} (a run is training there); wait for it to end, or use another folder"
 
 
 def row_for_json(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

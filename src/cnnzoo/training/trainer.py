@@ -64,20 +64,44 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     if net is None:
         check_memory(config.model, config.image_size, rank_batch, device)  # an absurd --image-size: refused first
     runtime.start(device)
-    out, lock = claim_run_dir(config, runtime)
+    refuse_if_held(config, runtime)  # a folder another process holds: refused before any data is read
+    resumed = resume_point(Path(config.resume)) if config.resume else (None, None, None)
+    size = config.image_size
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    in_channels = input_channels(config, net)
+    if data is None:
+        data = load_data(config.data, image_size=size, in_channels=in_channels,
+                         num_classes=default_num_classes(config, net), val_fraction=config.val_fraction,
+                         download=config.download)
+    # a small image folder is decoded once and trained like CIFAR (data/cache.py)
+    data, train_geo, eval_geo = hold_folder(data, config.recipe.geometry(size), config.recipe.eval_geometry(size),
+                                            mode=config.cache, device=device, threads=config.threads,
+                                            progress=config.progress)
+    out, lock = claim_run_dir(config, runtime)  # held from here on, before anything is written there
     try:
         return _prepare(config, net, data, log, runtime=runtime, device=device, amp_dtype=amp_dtype, out=out,
-                        lock=lock)
+                        lock=lock, resumed=resumed, geos=(train_geo, eval_geo), in_channels=in_channels)
     except BaseException:
         if lock is not None:
             lock.abandon()  # released; a folder this run created and left empty is removed
         raise
 
 
+def refuse_if_held(config: RunConfig, runtime: Runtime) -> None:
+    """Refuse at once a run folder another process holds (``claim_run_dir`` takes it, once the data is read)."""
+    refusal = None
+    if runtime.main and config.out is not None:
+        refusal = RunLock.refusal(Path(config.out), "--resume" if config.resume else "--out")
+    refusal = runtime.broadcast(refusal)
+    if refusal is not None:
+        raise UserError(refusal)
+
+
 def claim_run_dir(config: RunConfig, runtime: Runtime) -> tuple[Path, RunLock | None]:
-    """The run directory (``--out``, ``--resume``'s, or a new ``runs/<model>-<time>``), locked by rank 0 for the
-    run's life (``RunLock``): a second run, ``--overwrite`` or ``--resume`` of a folder in use is refused. Under
-    torchrun every rank learns rank 0's folder and its refusal, if any."""
+    """The run directory (``--out``, ``--resume``'s, or a new ``runs/<model>-<time>``), created if needed and locked
+    by rank 0 for the run's life (``RunLock``): a second run, ``--overwrite`` or ``--resume`` of a folder in use is
+    refused. Under torchrun every rank learns rank 0's folder and its refusal, if any."""
     flag = "--resume" if config.resume else "--out"
     lock, refusal, out = None, None, config.out
     if runtime.main:
@@ -93,11 +117,13 @@ def claim_run_dir(config: RunConfig, runtime: Runtime) -> tuple[Path, RunLock | 
     return Path(out), lock
 
 
-def _prepare(config: RunConfig, net: nn.Module | None, data: Data | None, log: Callable[[str], None] | None, *,
-             runtime: Runtime, device: torch.device, amp_dtype: torch.dtype | None, out: Path,
-             lock: RunLock | None) -> Run:
-    """``prepare`` once the run directory is held."""
-    path, state, recorded = resume_point(Path(config.resume)) if config.resume else (None, None, None)
+def _prepare(config: RunConfig, net: nn.Module | None, data: Data, log: Callable[[str], None] | None, *,
+             runtime: Runtime, device: torch.device, amp_dtype: torch.dtype | None, out: Path, lock: RunLock | None,
+             resumed: tuple[Path | None, dict[str, Any] | None, dict[str, Any] | None],
+             geos: tuple[Any, Any], in_channels: int) -> Run:
+    """``prepare`` once the data is read and the run directory held."""
+    path, state, recorded = resumed
+    train_geo, eval_geo = geos
     if not config.resume:
         earlier = check_out(out, overwrite=config.overwrite)  # under the lock: no other run writes there now
     else:  # a run killed before its first checkpoint starts over: what its first attempt wrote goes
@@ -107,17 +133,6 @@ def _prepare(config: RunConfig, net: nn.Module | None, data: Data | None, log: C
                 "from its config.json")
     recipe, size = config.recipe, config.image_size
     rank_batch = runtime.split_batch(recipe.batch_size)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    in_channels = input_channels(config, net)
-    if data is None:
-        data = load_data(config.data, image_size=size, in_channels=in_channels,
-                         num_classes=default_num_classes(config, net), val_fraction=config.val_fraction,
-                         download=config.download)
-    # a small image folder is decoded once and trained like CIFAR (data/cache.py)
-    data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
-                                            mode=config.cache, device=device, threads=config.threads,
-                                            progress=config.progress)
     if recorded is not None:
         check_same_data(data, recorded, out)
     # one step of the whole split: say so and record the batch used (too few images for a step: refused below)
@@ -237,12 +252,10 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     :class:`TrainingInterrupted`; a non-finite loss raises :class:`NonFiniteLoss` (the last checkpoint is kept)."""
     epoch, spe = run.epoch, run.steps_per_epoch
     steps = min(spe, run.total_steps - epoch * spe)
-    first_lr = lr_at(epoch * spe, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
-                     plateau_factor=run.plateau.lr_factor)  # the plateau factor changes only between epochs
     run.net.train()
     t0, seen_before, skipped = time.perf_counter(), run.seen, 0
     bar = run.files.progress(steps, run.step, f"epoch {epoch + 1}/{run.num_epochs}", run.config.progress, run.seen)
-    lr, done = None, run.step
+    lr, first_lr, done = None, None, run.step
     epoch_batches = run.train_loader.epoch(epoch, run.step)
     batches = enumerate(epoch_batches, start=run.step)
     while done < steps:
@@ -250,6 +263,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             step, (x, y) = next(batches)
             lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                        plateau_factor=run.plateau.lr_factor)
+            first_lr = lr if step == 0 else first_lr
             for group in run.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_mult", 1.0)
             if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
@@ -282,6 +296,9 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     if lr is None:  # resumed after the epoch's last step: log the lr that step used, not the recipe's base lr
         lr = lr_at(epoch * spe + max(steps - 1, 0), run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                    plateau_factor=run.plateau.lr_factor)
+    if first_lr is None:  # resumed mid-epoch: its first step ran before (the plateau factor changes between epochs)
+        first_lr = lr_at(epoch * spe, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
+                         plateau_factor=run.plateau.lr_factor)
     bar.close()
     loss_sum, hits, count, new_images = epoch_sums(run, seen_before)
     seconds = time.perf_counter() - t0  # after the read above: the device has caught up
