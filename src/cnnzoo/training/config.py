@@ -48,7 +48,7 @@ from .recipes import FALSE_WORDS, MAX_EPOCHS, TRUE_WORDS, Range, Recipe, parse_o
 from .stopping import POLICIES
 
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
-MAX_IMAGE_SIDE = 16_384
+MAX_IMAGE_SIDE = 2**20  # a guard against sizes that overflow; the memory check refuses far less (check_memory)
 # the valid values of RunConfig's numbers, checked whoever builds one (the CLI, ``cnnzoo.train``, a resumed run)
 RUN_RANGES = {
     "epochs": Range(1, MAX_EPOCHS),
@@ -97,10 +97,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         for name, valid in RUN_RANGES.items():
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or value not in valid):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value not in valid):
                 flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag} must be {str(valid).replace('a finite number', 'a number')}, got {value!r}")
+                bound = (f"at least {valid.lo:,}" if isinstance(value, int) and value < valid.lo else
+                         f"at most {valid.hi:,}" if isinstance(value, int) and value > valid.hi else "an integer")
+                raise UserError(f"{flag} must be {bound}, got {value!r}")
         for name in ("out", "resume"):
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise UserError(f"--{name} '': name a run directory")
@@ -177,7 +178,7 @@ def configure(
         # the built-in digits without a recipe: the quick recipe at 16 px (or the model's smallest side), whatever
         # the length asked for, not the paper's 64k iterations (thousands of epochs of 1,438 images)
         recipe, reason = "quick", "digits"
-        image_size = image_size or max(QUICK_DIGITS_SIZE, info.test_size if info else 0)
+        image_size = max(QUICK_DIGITS_SIZE, info.test_size if info else 0) if image_size is None else image_size
     if recipe is None:
         recipe, reason = (info.recipe if info and info.recipe else "quick"), "model"
     resolved = resolve_recipe(recipe, changes)

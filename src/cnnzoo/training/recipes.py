@@ -169,6 +169,8 @@ class Range:
         return bool(above and below)
 
     def __str__(self) -> str:
+        if self.hi == math.inf and self.lo == 0 and self.lo_open:
+            return "a positive finite number"
         if self.hi == math.inf:
             return f"a finite number {'>' if self.lo_open else '>='} {_bound(self.lo)}"
         return f"in {'(' if self.lo_open else '['}{_bound(self.lo)}, {_bound(self.hi)}{')' if self.hi_open else ']'}"

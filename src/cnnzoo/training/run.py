@@ -165,7 +165,7 @@ def state_problem(state: Mapping[str, Any]) -> str | None:
     spe, total = config.get("steps_per_epoch"), config.get("total_steps")
     if not all(isinstance(v, int) and v > 0 for v in (spe, total)) or not isinstance(config.get("classes"), list):
         return "its config has no steps_per_epoch, total_steps or classes"
-    if epoch < 0 or not 0 <= step < spe or epoch * spe + step > total:
+    if epoch < 0 or not 0 <= step <= spe or epoch * spe + step > total:  # (step spe: stopped after the epoch's last)
         return f"epoch {epoch}, step {step}: not a point of a run of {total:,} steps, {spe:,} per epoch"
     history = state["history"]
     if len(history) != epoch:
@@ -192,7 +192,7 @@ def check_same_data(data: Data, recorded: Mapping[str, Any], run_dir: Path) -> N
     now = (list(data.classes), len(data.train), len(data.val))
     what = None
     if then[0] is not None and now[0] != then[0]:
-        what = f"its classes: {len(now[0])} now, {len(then[0])} then"
+        what = f"its classes changed: {len(now[0])} now, {len(then[0])} then"
     elif then[1:] != (None, None) and now[1:] != then[1:]:
         what = f"{now[1]:,} training / {now[2]:,} validation images now, {then[1]:,} / {then[2]:,} then"
     elif recorded.get("mean") is not None and not all(

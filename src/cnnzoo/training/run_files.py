@@ -17,6 +17,7 @@ and augmentation, e.g.::
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -189,7 +190,8 @@ class RunLock:
             created = missing[0] if missing else folder if made else None
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"{flag} {folder}: cannot create it ({exc.strerror})") from None
+            what = "cannot write there" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "cannot create it"
+            raise UserError(f"{flag} {folder}: {what} ({exc.strerror})") from None
         if fcntl is None:
             return cls(folder, None, created)
         try:
