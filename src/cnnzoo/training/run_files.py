@@ -352,10 +352,8 @@ def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, s
     options = "".join(f", {k}={v}" for k, v in config.model_kwargs.items())
     if config.resume is not None:
         default = ", as the run started"
-    elif config.recipe_reason == "digits":
+    elif config.recipe_reason == "digits":  # (finetune's source says it is the default with --weights)
         default = f", the default on digits at {config.image_size} px, whatever the length"
-    elif config.recipe_reason == "weights":
-        default = ", the default with --weights"
     else:
         default = ""
     return [
