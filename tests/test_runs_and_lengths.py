@@ -345,3 +345,18 @@ def test_a_read_only_run_folder_on_resume_is_one_line(tmp_path, capsys):
         assert "cannot write" in err and "Read-only" in err
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.parametrize("key, value", [("image_size", 10**20), ("image_size", 0), ("image_size", 4),
+                                        ("eval_resize", 10**20), ("eval_resize", 8)])
+def test_image_sizes_in_a_checkpoints_metadata_are_checked(key, value, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from cnnzoo.checkpoint import read_weights_metadata, save_weights
+
+    run = train("resnet20", recipe="quick", epochs=1, out=tmp_path / "r", **{**TINY, "image_size": 16})
+    source = run.out / "best.safetensors"
+    meta = {k: v for k, v in read_weights_metadata(source).items() if k != "format"}
+    save_weights(tmp_path / "bad.safetensors", load_file(str(source)), {**meta, key: value})
+    err = _one_line_error(capsys, ["eval", "--weights", str(tmp_path / "bad.safetensors"), "--data", "synthetic:32"])
+    assert key in err
