@@ -372,11 +372,11 @@ def test_cli_train_digits_writes_every_file(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(METRIC_FIELDS <= set(r) for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_FIELDS <= set(summary) and summary["epochs"] == 3 and summary["model"] == "resnet20"
-    assert summary["final_val_top1"] == rows[-1]["val_top1"] and summary["recipe"] == "resnet_cifar"
+    assert summary["final_val_top1"] == rows[-1]["val_top1"] and summary["recipe"] == "quick"  # digits' default
     assert summary["best_val_top1"] == max(r["val_top1"] for r in rows) and summary["skipped_files"] == []
     config = json.loads((out / "config.json").read_text())
-    assert config["recipe"] == {**RECIPES["resnet_cifar"].to_dict()} and config["image_size"] == 8
-    assert Recipe.from_dict(config["recipe"]) == RECIPES["resnet_cifar"]
+    assert config["recipe"] == {**RECIPES["quick"].to_dict()} and config["image_size"] == 8
+    assert Recipe.from_dict(config["recipe"]) == RECIPES["quick"]
     lines = (out / "confusion_matrix.csv").read_text().splitlines()
     assert lines[0].split(",")[1:] == list("0123456789") and len(lines) == 11
     assert sum(int(v) for line in lines[1:] for v in line.split(",")[1:]) == rows[-1]["val_count"] == 359
