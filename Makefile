@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast bench readme pictures clean
+.PHONY: install demo test test-fast test-all bench readme pictures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m cnnzoo demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# One pytest worker per core (each runs torch with one thread); tests that share a costly fixture share a worker.
+WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadgroup
 
+# everything but the exhaustive sweeps (<= 10 min on 2 cores)
+test: $(STAMP)
+	$(PYTEST)
+
+# without the networks costly on a CPU (<= 2 min on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
+
+# with the exhaustive sweeps (every network exported at its paper input)
+test-all: $(STAMP)
+	$(PYTEST) -m ''
 
 # Each benchmark prints ratios against a baseline run in the same process; results go to BENCHMARKS.md by hand.
 bench: $(STAMP)
