@@ -46,8 +46,8 @@ def pytest_configure(config):
         PROFILE_CACHE.append(Path(config.cache.mkdir("cnnzoo-profiles")))
 
 
-# Costly fixtures built once per process that uses them (module or session scope): under `pytest -n 2 --dist loadgroup` the
-# tests that use one run in one group, on one worker, so it is built once rather than once per worker.
+# Costly fixtures built once per process that uses them (module or session scope): under `pytest -n 2 --dist
+# loadgroup` the tests that use one run in one group, on one worker, so it is built once rather than once per worker.
 ONE_WORKER_FIXTURES = {
     "run_dir": "report", "zoo_cache": "report",  # a trainer run; the zoo's analysis (~8 s)
     "job": "torchrun",  # test_distributed.py's torchrun launch (~10 s)
@@ -103,7 +103,8 @@ def profiles() -> dict[str, Profile]:
     file = PROFILE_CACHE[0] / f"{key.hexdigest()[:20]}.json" if PROFILE_CACHE else None
     if file is not None and file.is_file():
         try:
-            return {n: Profile(**{**p, "kinds": frozenset(p["kinds"])}) for n, p in json.loads(file.read_text()).items()}
+            saved = json.loads(file.read_text())
+            return {n: Profile(**{**p, "kinds": frozenset(p["kinds"])}) for n, p in saved.items()}
         except (ValueError, TypeError):
             pass  # damaged or from an older Profile: profile again
     table = {name: _profile(name) for name in cnnzoo.list_models()}
