@@ -20,9 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m cnnzoo demo
 
-# One pytest worker per core (each runs torch with one thread); tests that share a costly fixture share a worker.
+# One pytest worker per core (each runs torch with one thread); a test file runs on one worker, so its module
+# fixtures (trainer runs, the torchrun launch) are built once. (--dist loadgroup would be finer, but with pytest 9.2
+# it silently stops grouping: pytest-xdist issue #1386.)
 WORKERS ?= 2
-PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadgroup
+PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 # everything but the exhaustive sweeps (<= 10 min on 2 cores)
 test: $(STAMP)

@@ -46,22 +46,6 @@ def pytest_configure(config):
         PROFILE_CACHE.append(Path(config.cache.mkdir("cnnzoo-profiles")))
 
 
-# Costly fixtures built once per process that uses them (module or session scope): under `pytest -n 2 --dist
-# loadgroup` the tests that use one run in one group, on one worker, so it is built once rather than once per worker.
-ONE_WORKER_FIXTURES = {
-    "run_dir": "report", "zoo_cache": "report",  # a trainer run; the zoo's analysis (~8 s)
-    "job": "torchrun",  # test_distributed.py's torchrun launch (~10 s)
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        groups = {ONE_WORKER_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in ONE_WORKER_FIXTURES}
-        if groups:
-            item.add_marker(pytest.mark.xdist_group(min(groups)))
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -161,8 +161,9 @@ def test_sync_batchnorm_is_refused_on_cpu(tmp_path):
 
 
 # Every data-parallel behaviour, in one torchrun launch of 2 processes (a launch costs two Python and torch start-ups
-# and a rendezvous): each scenario writes its run folder, and per rank what it printed and what it returned.
-# The API runs share one process group; a CLI run leaves it at its end (the next one joins again).
+# and a rendezvous): each scenario writes its run folder, and per rank what it printed and what it returned. The runs
+# share one process group; the CLI run, which leaves it at its end, comes last (joining a second group after leaving
+# one hung under torchrun's agent store when two launches ran at once).
 JOB = """
     import contextlib, json, os
     import torch
@@ -223,14 +224,17 @@ JOB = """
         return {"masks": result.model.masks, "gates": result.model.gates}
 
 
+    def resume_up():  # a run saved by 1 process, resumed by 2
+        return len(train(resume=root + "/up", epochs=2, progress=False, log=None, device="cpu").history)
+
+
     cli = ["train", "tiny_ddp", "--data", "synthetic:70", "--image-size", "8", "--batch-size", "16", "--recipe",
-           "quick", "--set", *settings, "--device", "cpu"]
+           "quick", "--set", *settings, "--device", "cpu", "--epochs", "1", "--out", root + "/ddp"]
     scenario("nan", lambda: stop("nan:1:3", root + "/nan"))  # rank 1 alone: NaN in its 3rd step
     scenario("sigterm", lambda: stop("sigterm:1:3", root + "/sigterm"))  # SIGTERM to rank 1 alone, in its 3rd step
     scenario("masks", masks)
-    # global batch 16 = 8 per process, one epoch; then a 1-process run resumed by 2 processes
-    scenario("ddp", lambda: main([*cli, "--epochs", "1", "--out", root + "/ddp"]))
-    scenario("up", lambda: main(["train", "--resume", root + "/up", "--epochs", "2", "--device", "cpu"]))
+    scenario("up", resume_up)
+    scenario("ddp", lambda: main(cli))  # last: the CLI leaves the process group (global batch 16, 8 per process)
 """
 
 
@@ -278,7 +282,7 @@ def test_checkpoints_resume_on_any_world_size(job, tmp_path):
     shutil.copytree(root / "ddp", tmp_path / "ddp")  # (the 2-process run folder is read by another test)
     resumed = train(resume=tmp_path / "ddp", epochs=2, progress=False, log=None, device="cpu", model=None)
     _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()}, _weights(refs[2].out))
-    assert _returned(root, "up") == [0, 0]
+    assert _returned(root, "up") == [2, 2]
     _assert_close(_weights(root / "up"), _weights(refs[2].out))
     rows = [json.loads(line) for line in (root / "up" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_count"] == 17
