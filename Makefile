@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast bench bench-tables readme pictures clean
+.PHONY: install demo test test-fast test-all bench bench-tables readme pictures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,23 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m cnnzoo demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# One pytest worker per core (each runs torch with one thread); a test file runs on one worker, so its module
+# fixtures (trainer runs, the torchrun launch) are built once. (--dist loadgroup would be finer, but with pytest 9.2
+# it silently stops grouping: pytest-xdist issue #1386.)
+WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
+# everything but the exhaustive sweeps (<= 10 min on 2 cores)
+test: $(STAMP)
+	$(PYTEST)
+
+# without the networks costly on a CPU (<= 2 min on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
+
+# with the exhaustive sweeps (every network exported at its paper input)
+test-all: $(STAMP)
+	$(PYTEST) -m ''
 
 # Run alone on an idle machine: each benchmark records its figures into benchmarks/results.json only when the load
 # average at its start is at most nproc x 0.6 (benchmarks/machine.py); BENCHMARKS.md's tables are then regenerated
