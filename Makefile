@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast bench readme pictures clean
+.PHONY: install demo test test-fast test-all bench bench-tables readme pictures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,27 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m cnnzoo demo
 
+# One pytest worker per core (each runs torch with one thread); a test file runs on one worker, so its module
+# fixtures (trainer runs, the torchrun launch) are built once. (--dist loadgroup would be finer, but with pytest 9.2
+# it silently stops grouping: pytest-xdist issue #1386.)
+WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
+# everything but the exhaustive sweeps (<= 10 min on 2 cores)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
+# without the networks costly on a CPU (<= 2 min on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
-# Each benchmark prints ratios against a baseline run in the same process; results go to BENCHMARKS.md by hand.
+# with the exhaustive sweeps (every network exported at its paper input)
+test-all: $(STAMP)
+	$(PYTEST) -m ''
+
+# Run alone on an idle machine: each benchmark records its figures into benchmarks/results.json only when the load
+# average at its start is at most nproc x 0.6 (benchmarks/machine.py); BENCHMARKS.md's tables are then regenerated
+# from that file (tools/bench_tables.py). The GPU check's smoke mode only proves its CUDA-less path runs.
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench,export]'
 	$(PY) benchmarks/bench_analyzer.py
@@ -34,8 +48,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_drop.py
 	$(PY) benchmarks/bench_cpu_train.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_folder.py
+	$(PY) benchmarks/bench_train_folder.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/gpu_check.py --smoke --out build/gpu_check
+	$(PY) tools/bench_tables.py
+
+# BENCHMARKS.md's tables from benchmarks/results.json as it stands (no benchmark runs)
+bench-tables: $(STAMP)
+	$(PY) tools/bench_tables.py
 
 readme: $(STAMP)
 	$(PY) tools/update_readme.py

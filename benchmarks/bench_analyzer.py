@@ -14,8 +14,8 @@
    benchmark-only dependency (``pip install -e '.[bench]'``).
 3. VGG16 at 3x4096x4096 in a fresh process: wall time and peak resident-memory growth. Target: < 200 ms, < 200 MB.
 
-Timings are wall-clock medians over ``--repeat`` runs; the machine's load is printed, since a shared machine makes
-every number noisy.
+Timings are wall-clock medians over ``--repeat`` runs, the two sides of each comparison alternated call by call
+after one untimed warm call each (benchmarks/machine.py checks the machine and records the figures).
 """
 
 from __future__ import annotations
@@ -35,23 +35,23 @@ import torch
 
 import cnnzoo
 from cnnzoo.analysis import analyze
+from machine import Bench, add_arguments, col
 
 
-def _median_time(fn, repeat: int) -> float:
-    return _median_times(fn, repeat)[0]
-
-
-def _median_times(fn, repeat: int) -> tuple[float, float]:
-    """Median wall-clock and median process-CPU seconds of ``fn()`` after one untimed warm-up call (CPU time shows
-    how much is contention)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
+def _alternated_times(fns, repeat: int) -> list[tuple[float, float]]:
+    """Per function: median wall-clock and median process-CPU seconds (CPU time shows how much is contention),
+    after one untimed warm call each, the functions called in turn ``repeat`` times."""
+    for fn in fns:
         fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
 def _meta_forward(model: torch.nn.Module, size: tuple[int, ...]) -> None:
@@ -86,9 +86,9 @@ def main() -> int:
     parser.add_argument("--pattern", default="*", help="fnmatch pattern(s), comma-separated")
     parser.add_argument("--skip-zoo", action="store_true", help="skip [1], the whole registry at native input")
     parser.add_argument("--skip-torchinfo", action="store_true")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads (torchinfo's real forward); 1 on an oversubscribed machine")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (torchinfo's forward)")
     parser.add_argument("--vgg4096", action="store_true", help=argparse.SUPPRESS)  # the child-process mode
+    add_arguments(parser)
     args = parser.parse_args()
     if args.repeat < 5:
         parser.error("--repeat must be >= 5 (medians of at least five warm calls)")
@@ -97,8 +97,7 @@ def main() -> int:
         return 0
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    bench = Bench("analyzer", results=args.results)
     analyze("alexnet")  # warm-up
 
     # 1. every registered model at its native input ------------------------------------------------------------
@@ -108,58 +107,69 @@ def main() -> int:
         with torch.device("meta"):
             model = cnnzoo.create_model(name)
         info = cnnzoo.model_info(name)
-        seconds, cpu = _median_times(lambda: analyze(model, info.input_size), args.repeat)
-        plain = _median_time(lambda: _meta_forward(model, info.input_size), args.repeat)
-        rows.append((name, seconds, cpu))
+        (seconds, cpu), (plain, _) = _alternated_times([lambda: analyze(model, info.input_size),
+                                                        lambda: _meta_forward(model, info.input_size)], args.repeat)
+        rows.append((name, seconds, cpu, plain))
         size = "x".join(map(str, info.input_size))
         print(f"  {name:<22} {size:>10}  {seconds * 1e3:8.1f} ms  (CPU {cpu * 1e3:.1f} ms; "
               f"plain meta forward {plain * 1e3:.1f} ms)", flush=True)
     if rows:
-        times = [s for _, s, _ in rows]
+        zoo = bench.table("zoo", "[1] `analyze()` (both passes) over the registered models at their native input, "
+                          f"medians of {args.repeat} warm calls each", [
+                              col("models", "models"), col("median_ms", "median wall (ms)", "{:.1f}"),
+                              col("median_cpu_ms", "median process CPU (ms)", "{:.1f}"),
+                              col("min_ms", "min (ms)", "{:.1f}"), col("max_ms", "max (ms)", "{:.1f}"),
+                              col("slowest", "slowest"), col("faster_than_meta", "faster than a plain meta forward"),
+                              col("met", "median <= 20 ms")])  # fmt: skip
+        times = [r[1] for r in rows]
         median_ms = statistics.median(times) * 1e3
-        median_cpu_ms = statistics.median(c for _, _, c in rows) * 1e3
-        print(f"\n[1] analyze() over {len(rows)} registered models at native input: median {median_ms:.1f} ms wall "
-              f"(process CPU {median_cpu_ms:.1f} ms; min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f} ms: "
-              f"{max(rows, key=lambda r: r[1])[0]}); target <= 20 ms: {'met' if median_ms <= 20 else 'NOT met'}")
+        zoo.add(models=len(rows), median_ms=median_ms, median_cpu_ms=statistics.median(r[2] for r in rows) * 1e3,
+                min_ms=min(times) * 1e3, max_ms=max(times) * 1e3, slowest=max(rows, key=lambda r: r[1])[0],
+                faster_than_meta=f"{sum(r[1] < r[3] for r in rows)} of {len(rows)}", met=median_ms <= 20)
 
     # 2. against torchinfo on the torchvision-compatible models ----------------------------------------------------
     if not args.skip_torchinfo:
         import torchinfo
 
+        table = bench.table("torchinfo", "[2] against a warm `torchinfo.summary` (a real CPU forward) at 3x224x224, "
+                            f"alternated, medians of {args.repeat} calls", [
+                                col("model", "model"), col("torchinfo_ms", "torchinfo wall (ms)", "{:.0f}"),
+                                col("analyze_ms", "analyze wall (ms)", "{:.1f}"),
+                                col("ratio", "ratio (wall)", "{:.1f}x"),
+                                col("torchinfo_cpu_ms", "torchinfo CPU (ms)", "{:.0f}"),
+                                col("analyze_cpu_ms", "analyze CPU (ms)", "{:.1f}"),
+                                col("cpu_ratio", "ratio (CPU)", "{:.1f}x")])  # fmt: skip
         ratios = []
-        print("\n  model                  torchinfo      cnnzoo   speed-up   (wall-clock medians; process CPU)")
         for name in names:
             if not cnnzoo.model_info(name).torchvision:
                 continue
             model = cnnzoo.create_model(name).eval()
             size = (1, 3, 224, 224)
-            ti, ti_cpu = _median_times(lambda: torchinfo.summary(model, input_size=size, verbose=0, device="cpu"),
-                                       args.repeat)  # fmt: skip
-            ours, ours_cpu = _median_times(lambda: analyze(model, size[1:]), args.repeat)
+            (ti, ti_cpu), (ours, ours_cpu) = _alternated_times([
+                lambda: torchinfo.summary(model, input_size=size, verbose=0, device="cpu"),
+                lambda: analyze(model, size[1:])], args.repeat)  # fmt: skip
             ratios.append((name, ti / ours))
-            print(f"  {name:<22} {ti * 1e3:8.0f} ms {ours * 1e3:8.1f} ms {ti / ours:8.1f}x   (process CPU: "
-                  f"{ti_cpu * 1e3:.0f} ms, {ours_cpu * 1e3:.1f} ms, {ti_cpu / ours_cpu:.1f}x)", flush=True)
+            table.add(model=name, torchinfo_ms=ti * 1e3, analyze_ms=ours * 1e3, ratio=ti / ours,
+                      torchinfo_cpu_ms=ti_cpu * 1e3, analyze_cpu_ms=ours_cpu * 1e3, cpu_ratio=ti_cpu / ours_cpu)
             del model
             gc.collect()
         if ratios:
             geomean = math.exp(sum(math.log(r) for _, r in ratios) / len(ratios))
-            low, high = min(ratios, key=lambda r: r[1]), max(ratios, key=lambda r: r[1])
             below = [n for n, r in ratios if r < 20]
-            print(f"\n[2] speed-up over a warm torchinfo.summary (real CPU forward), {len(ratios)} "
-                  f"torchvision-compatible models at 3x224x224: geometric mean {geomean:.1f}x (min {low[1]:.1f}x "
-                  f"{low[0]}, max {high[1]:.1f}x {high[0]}); target >= 20x on every model: "
-                  f"{'met' if not below else 'NOT met (' + ', '.join(below) + ')'}")  # fmt: skip
+            bench.note(f"Against torchinfo: geometric mean {geomean:.1f}x (wall) over {len(ratios)} models; >= 20x on "
+                       f"every model: {'met' if not below else 'not met (' + ', '.join(below) + ')'}.")
 
     # 3. VGG16 at 4096x4096, fresh process -------------------------------------------------------------------------
     child = subprocess.run([sys.executable, __file__, "--vgg4096"], capture_output=True, text=True, check=True)
     big = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"\n[3] VGG16 at 3x4096x4096: {big['seconds'] * 1e3:.0f} ms, peak RSS growth "
-          f"{big['peak_rss_growth_mib']:.1f} MiB, RSS growth {big['rss_growth_mib']:.1f} MiB "
-          f"(process RSS {big['rss_mib']:.0f} MiB before) "
-          f"({big['gmacs']:,.1f} GMACs, {big['activation_gib']:.1f} GiB of activations, training memory "
-          f"{big['train_memory_gib']:.1f} GiB at batch 1); target < 200 ms and < 200 MB: "
-          f"{'met' if big['seconds'] < 0.2 and big['peak_rss_growth_mib'] < 190 else 'NOT met'}")  # fmt: skip
-    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    vgg = bench.table("vgg4096", "[3] VGG16 at 3x4096x4096, batch 1, in a fresh process", [
+        col("ms", "wall (ms)", "{:.0f}"), col("peak_rss_mib", "peak RSS growth (MiB)", "{:.1f}"),
+        col("gmacs", "GMACs", "{:,.1f}"), col("activation_gib", "activations (GiB)", "{:.1f}"),
+        col("train_memory_gib", "training memory (GiB)", "{:.1f}"), col("met", "< 200 ms and < 200 MB")])  # fmt: skip
+    vgg.add(ms=big["seconds"] * 1e3, peak_rss_mib=big["peak_rss_growth_mib"], gmacs=big["gmacs"],
+            activation_gib=big["activation_gib"], train_memory_gib=big["train_memory_gib"],
+            met=big["seconds"] < 0.2 and big["peak_rss_growth_mib"] < 190)
+    bench.finish()
     return 0
 
 

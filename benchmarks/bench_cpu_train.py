@@ -1,24 +1,26 @@
-"""The CPU training step at the machine's pace: eager NCHW against channels-last, ``torch.compile`` and threads.
+"""The CPU training step at the machine's pace: eager NCHW fp32 against channels-last, bf16 autocast,
+``torch.compile`` and one thread.
 
-    .venv/bin/python benchmarks/bench_cpu_train.py [--models resnet20,resnet56,densenet40_k12] [--rounds 5]
-        [--steps 3] [--batch 128] [--compile-budget 600] [--no-compile]
+    python benchmarks/bench_cpu_train.py [--models resnet20,resnet56,densenet40_k12] [--rounds 5] [--steps 3]
+        [--batch 128] [--compile-budget 600] [--no-compile]
 
 One training step = ``zero_grad``, forward, cross-entropy, backward, SGD (momentum 0.9, weight decay 1e-4, as He et
 al. 2016 §4.2 train the CIFAR ResNets) on a fixed synthetic batch at the model's native input (3x32x32). Variants,
 all in this one process:
 
-* ``eager``: NCHW, ``torch.get_num_threads()`` = all cores (the baseline: every ratio is against it);
+* ``eager``: NCHW fp32, torch's default thread count (all cores): the baseline, every ratio is against it;
 * ``eager-1t``: the same with one thread;
 * ``channels-last``: model and batch in ``torch.channels_last``;
+* ``bf16`` and ``channels-last bf16``: forward and loss under ``torch.autocast("cpu", torch.bfloat16)`` (only on a
+  CPU with native bf16: AVX512_BF16 or AMX);
 * ``compile``: ``torch.compile(model)`` (inductor, CPU; the optimizer step stays eager). Its first step (the
   compilation of forward and backward) is timed separately; compilation stops being attempted for further models
   once ``--compile-budget`` seconds have been spent on it.
 
-Warm first (one untimed step per variant), then ``--rounds`` rounds that alternate the variants (the machine is
-shared: alternating spreads the other users' load over all of them), ``--steps`` timed steps per variant and round;
-per variant the median over all timed steps. FLOP rate: MACs x 2 (multiply-add) x 3 (forward, and backward's two
-products: input and weight gradients) per image, MACs from ``cnnzoo.analyze``, against the peak computed from
-``lscpu`` (cores x clock x FP32 FLOPs per cycle of the widest vector FMA unit; the assumption is printed).
+Warm first (one untimed step per variant), then ``--rounds`` rounds that alternate the variants, ``--steps`` timed
+steps per variant and round; per variant the median over all timed steps. FLOP rate: MACs x 2 (multiply-add) x 3
+(forward, and backward's two products: input and weight gradients) per image, MACs from ``cnnzoo.analyze``, as a
+fraction of the machine's peak for the variant's precision (benchmarks/machine.py: fp32, or bf16 where native).
 
 Resume safety: per variant, from one saved model + optimizer state, a step is run, the state is loaded back and the
 same step runs again; "bit-exact" means the parameters after both are identical (what an exact resume needs).
@@ -28,12 +30,9 @@ The largest parameter difference to eager NCHW after one step from the same stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
-import os
-import platform
-import re
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
+from machine import Bench, Table, add_arguments, col, training_flops_per_image
 
 
 @dataclass
@@ -50,38 +50,17 @@ class Variant:
     name: str
     threads: int
     channels_last: bool = False
+    bf16: bool = False
     compiled: bool = False
 
 
-def peak_flops() -> tuple[float, str]:
-    """Cores x clock x FP32 FLOP/cycle of the widest FMA unit, from lscpu (the assumption returned as text)."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    cores = int(fields.get("Core(s) per socket", "1")) * int(fields.get("Socket(s)", "1"))
-    mhz = float(fields.get("CPU max MHz", 0) or 0)
-    if not mhz:
-        with open("/proc/cpuinfo") as f:
-            mhz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", f.read()).group(1))
-    flags = set(fields.get("Flags", "").split())
-    if "avx512f" in flags:
-        lanes, unit = 16, "AVX-512"
-    elif "avx2" in flags or "avx" in flags:
-        lanes, unit = 8, "AVX2" if "avx2" in flags else "AVX"
-    else:
-        lanes, unit = 4, "SSE"
-    fma = "fma" in flags or "avx512f" in flags
-    per_cycle = lanes * (2 if fma else 1) * 2  # lanes x (multiply + add) x two vector FMA pipes per core (assumed)
-    peak = cores * mhz * 1e6 * per_cycle
-    note = (f"{fields.get('Model name', '?')}: {cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FP32 FLOP/cycle "
-            f"({unit}{' FMA' if fma else ''}, {lanes} lanes x 2 x 2 pipes) = {peak / 1e9:.1f} GFLOP/s")  # fmt: skip
-    return peak, note
-
-
-def make_step(model: nn.Module, opt: torch.optim.Optimizer) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def make_step(model: nn.Module, opt: torch.optim.Optimizer,
+              bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -99,7 +78,7 @@ class Runner:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         self.x, self.y = x.contiguous(memory_format=fmt), y
         module = torch.compile(self.model) if variant.compiled else self.model
-        self.step = make_step(module, self.opt)
+        self.step = make_step(module, self.opt, variant.bf16)
         self.times: list[float] = []
         self.first_step_s = 0.0
 
@@ -136,24 +115,30 @@ def resume_check(runner: Runner, start: tuple[dict, dict]) -> tuple[bool, list[t
     return all(torch.equal(a, b) for a, b in zip(first, runner.params())), first
 
 
-def bench_model(name: str, args: argparse.Namespace, peak: float, compile_spent: list[float]) -> list[str]:
+def variants(args: argparse.Namespace, threads: int, native_bf16: bool, compile_ok: bool) -> list[Variant]:
+    chosen = [Variant("eager", threads), Variant("eager-1t", 1), Variant("channels-last", threads, channels_last=True)]
+    if native_bf16:
+        chosen += [Variant("bf16", threads, bf16=True), Variant("channels-last bf16", threads, True, bf16=True)]
+    if compile_ok:
+        chosen.append(Variant("compile", threads, compiled=True))
+    return chosen
+
+
+def bench_model(name: str, args: argparse.Namespace, bench: Bench, table: Table, compile_spent: list[float],
+                threads: int) -> None:
     info = cnnzoo.model_info(name)
-    macs = cnnzoo.analyze(name, training=False).totals.macs  # per image
-    flop_per_step = macs * 2 * 3 * args.batch
-    cores = os.cpu_count() or 1
+    flop_per_step = training_flops_per_image(cnnzoo.analyze(name, training=False).totals.macs) * args.batch
     torch.manual_seed(0)
     base = cnnzoo.create_model(name)
     x = torch.randn(args.batch, *info.input_size)
     y = torch.randint(0, info.num_classes, (args.batch,))
-    variants = [Variant("eager", cores), Variant("eager-1t", 1), Variant("channels-last", cores, channels_last=True)]
-    if not args.no_compile:
-        if compile_spent[0] < args.compile_budget:
-            variants.append(Variant("compile", cores, compiled=True))
-        else:
-            print(f"  {name}: compile skipped (compile budget of {args.compile_budget:.0f} s spent)")
+    compile_ok = not args.no_compile and compile_spent[0] < args.compile_budget
+    if not args.no_compile and not compile_ok:
+        bench.note(f"{name}: compile not run (the compile budget of {args.compile_budget:.0f} s was spent)")
+    native_bf16 = bench.machine.cpu.bf16_flop_per_cycle is not None
     start_state = None
     runners: list[Runner] = []
-    for v in variants:
+    for v in variants(args, threads, native_bf16, compile_ok):
         r = Runner(v, base, x, y)
         if start_state is None:
             start_state = r.state()
@@ -166,10 +151,11 @@ def bench_model(name: str, args: argparse.Namespace, peak: float, compile_spent:
         print(f"  {name} {v.name}: first step {r.first_step_s:.1f} s", flush=True)
         runners.append(r)
     for i in range(args.rounds):
-        for r in runners:
+        for r in runners[i % len(runners):] + runners[: i % len(runners)]:
             r.run(args.steps)
         print(f"  {name} round {i + 1}: " + ", ".join(f"{r.variant.name} {r.times[-1] * 1e3:.0f} ms" for r in runners),
               flush=True)  # fmt: skip
+    torch.set_num_threads(threads)
     checks = []
     reference = None
     for r in runners:
@@ -177,15 +163,15 @@ def bench_model(name: str, args: argparse.Namespace, peak: float, compile_spent:
         reference = params if reference is None else reference
         checks.append((exact, max(float((a - b).abs().max()) for a, b in zip(params, reference))))
     baseline = statistics.median(runners[0].times)
-    lines = []
     for r, (exact, diff) in zip(runners, checks):
         med = statistics.median(r.times)
         rate = flop_per_step / med
-        lines.append(f"| {name} | {r.variant.name} | {r.variant.threads} | {med * 1e3:.0f} | {baseline / med:.2f}x | "
-                     f"{args.batch / med:.0f} | {rate / 1e9:.1f} ({100 * rate / peak:.1f}%) | "
-                     f"{r.first_step_s:.1f} | {'yes' if exact else 'NO'} | {diff:.1e} |")  # fmt: skip
-        print(lines[-1], flush=True)
-    return lines
+        table.add(model=name, variant=r.variant.name, threads=r.variant.threads, step_ms=med * 1e3,
+                  speedup=baseline / med, images_per_s=args.batch / med, gflops=rate / 1e9,
+                  peak=bench.peak_fraction(rate, "bf16" if r.variant.bf16 else "fp32"),
+                  precision="bf16" if r.variant.bf16 else "fp32", first_step_s=r.first_step_s, exact=exact,
+                  diff=f"{diff:.1e}")  # fmt: skip
+    torch.set_num_threads(threads)
 
 
 def main() -> int:
@@ -196,19 +182,22 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--compile-budget", type=float, default=600.0, help="seconds of compilation, all models")
     parser.add_argument("--no-compile", action="store_true")
+    add_arguments(parser)
     args = parser.parse_args()
-    peak, note = peak_flops()
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"peak: {note}")
-    print(f"batch {args.batch}, {args.rounds} rounds x {args.steps} timed steps per variant, medians\n")
-    print("| model | variant | threads | step (ms) | speed-up vs eager | img/s | GFLOP/s (of peak) | first step (s) "
-          "| resume bit-exact | max diff vs eager |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    threads = torch.get_num_threads()
+    bench = Bench("cpu_train", results=args.results)
+    table = bench.table("steps", f"one SGD step at batch {args.batch}, 3x32x32, median of {args.rounds} alternated "
+                        f"rounds x {args.steps} steps; % of the peak of the variant's precision", [
+                            col("model", "model"), col("variant", "variant"), col("threads", "threads"),
+                            col("step_ms", "step (ms)", "{:.0f}"), col("speedup", "vs eager", "{:.2f}x"),
+                            col("images_per_s", "img/s", "{:,.0f}"), col("gflops", "GFLOP/s", "{:.1f}"),
+                            col("peak", "of peak", "{:.1%}"), col("precision", "peak of"),
+                            col("first_step_s", "first step (s)", "{:.1f}"), col("exact", "resume bit-exact"),
+                            col("diff", "max param diff vs eager")])  # fmt: skip
     compile_spent = [0.0]
     for name in args.models.split(","):
-        bench_model(name.strip(), args, peak, compile_spent)
-    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+        bench_model(name.strip(), args, bench, table, compile_spent, threads)
+    bench.finish()
     return 0
 
 

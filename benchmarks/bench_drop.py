@@ -14,13 +14,15 @@ it, the ratio of executed multiply-adds of the same steps, counted in forward ho
 that actually runs (output elements x input channels per group x kernel area), forward only (the backward of what
 runs costs about twice its forward on both sides).
 
+Each side's training rate is also given as a fraction of the machine's fp32 peak: its executed forward MACs x 2
+x 3 (forward and backward) per second of step (benchmarks/machine.py).
+
 Run: ``.venv/bin/python benchmarks/bench_drop.py`` (several minutes on a 2-core CPU); ``--quick`` for fewer steps.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
+from machine import Bench, Table, add_arguments, col, training_flops_per_image
 
 
 class MacCounter:
@@ -69,7 +72,7 @@ class Side:
         return time.perf_counter() - start, time.process_time() - cpu, self.counter.macs
 
 
-def compare(label: str, base: Side, drop: Side, *, warm: int, steps: int) -> dict[str, float]:
+def compare(table: Table, bench: Bench, label: str, base: Side, drop: Side, *, warm: int, steps: int) -> None:
     for _ in range(warm):
         base.step()
         drop.step()
@@ -78,17 +81,12 @@ def compare(label: str, base: Side, drop: Side, *, warm: int, steps: int) -> dic
         base_runs.append(base.step())
         drop_runs.append(drop.step())
     (base_t, base_cpu, base_macs), (drop_t, drop_cpu, drop_macs) = zip(*base_runs), zip(*drop_runs)
-    row = {
-        "base_median_s": statistics.median(base_t),
-        "drop_median_s": statistics.median(drop_t),
-        "time_ratio_mean": statistics.fmean(drop_t) / statistics.fmean(base_t),
-        "time_ratio_median": statistics.median(drop_t) / statistics.median(base_t),
-        "cpu_ratio_mean": sum(drop_cpu) / sum(base_cpu),
-        "macs_ratio": sum(drop_macs) / sum(base_macs),
-    }
-    print(f"| {label} | {row['base_median_s']:.2f} | {row['drop_median_s']:.2f} | {row['time_ratio_mean']:.3f} | "
-          f"{row['time_ratio_median']:.3f} | {row['cpu_ratio_mean']:.3f} | {row['macs_ratio']:.3f} |", flush=True)
-    return row
+    table.add(comparison=label, base_median_s=statistics.median(base_t), drop_median_s=statistics.median(drop_t),
+              time_ratio_mean=statistics.fmean(drop_t) / statistics.fmean(base_t),
+              time_ratio_median=statistics.median(drop_t) / statistics.median(base_t),
+              cpu_ratio_mean=sum(drop_cpu) / sum(base_cpu), macs_ratio=sum(drop_macs) / sum(base_macs),
+              base_peak=bench.peak_fraction(training_flops_per_image(sum(base_macs)) / sum(base_t)),
+              drop_peak=bench.peak_fraction(training_flops_per_image(sum(drop_macs)) / sum(drop_t)))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,22 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractal-batch", type=int, default=16, help="FractalNet batch (845M MACs per image)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drop draws")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     warm, steps, fractal_steps = (1, 2, 4) if args.quick else (2, 8, 16)
+    bench = Bench("drop", results=args.results, trial="--quick" if args.quick else None)
     torch.manual_seed(args.seed)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {warm} warm-up steps per side, then "
-          f"{steps} (ResNet) / {fractal_steps} (FractalNet) alternated steps")
-    print("| comparison | baseline median step (s) | drop median step (s) | wall ratio (means) | "
-          "wall ratio (medians) | process CPU-time ratio | executed MACs ratio |")
-    print("|---|---|---|---|---|---|---|")
-    compare(f"resnet110_sd / resnet110, batch {args.batch}", Side("resnet110", args.batch),
+    table = bench.table("steps", f"SGD steps on a random 3x32x32 batch, {warm} warm-up steps per side, then {steps} "
+                        f"(ResNet) / {fractal_steps} (FractalNet) steps alternated step by step", [
+                            col("comparison", "comparison"), col("base_median_s", "baseline median step (s)", "{:.2f}"),
+                            col("drop_median_s", "drop median step (s)", "{:.2f}"),
+                            col("time_ratio_mean", "wall ratio (means)", "{:.3f}"),
+                            col("time_ratio_median", "wall ratio (medians)", "{:.3f}"),
+                            col("cpu_ratio_mean", "process CPU ratio", "{:.3f}"),
+                            col("macs_ratio", "executed MACs ratio", "{:.3f}"),
+                            col("base_peak", "baseline of fp32 peak", "{:.1%}"),
+                            col("drop_peak", "drop of fp32 peak", "{:.1%}")])  # fmt: skip
+    compare(table, bench, f"resnet110_sd / resnet110, batch {args.batch}", Side("resnet110", args.batch),
             Side("resnet110_sd", args.batch), warm=warm, steps=steps)
-    compare(f"fractalnet20 drop-path / no drop-path, batch {args.fractal_batch}",
+    compare(table, bench, f"fractalnet20 drop-path / no drop-path, batch {args.fractal_batch}",
             Side("fractalnet20", args.fractal_batch, drop_path=False),
             Side("fractalnet20", args.fractal_batch), warm=warm, steps=fractal_steps)
+    bench.finish()
     return 0
 
 

@@ -12,7 +12,6 @@ Run: ``.venv/bin/python benchmarks/bench_export.py`` (needs ``pip install 'cnnzo
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -22,6 +21,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.exporting import OnnxNet
+from machine import Bench, add_arguments, col
 
 CASES = (("resnet20", 1), ("resnet20", 128), ("resnet50_tv", 1), ("resnet50_tv", 32))
 
@@ -41,11 +41,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--cases", nargs="*", help="model:batch pairs (default: the four of BENCHMARKS.md)")
+    add_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases] if args.cases else CASES
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; median of {args.rounds} rounds")
-    print(f"{'model':<12} {'batch':>5}  {'PyTorch img/s':>13}  {'onnxruntime img/s':>17}  {'ratio':>6}")
+    bench = Bench("export", results=args.results)
+    table = bench.table("inference", f"PyTorch eager against onnxruntime (CPU provider), {args.threads} threads each, "
+                        f"{args.warmup} warm-up calls each, then {args.rounds} alternated rounds, medians", [
+                            col("model", "model"), col("input", "input"), col("batch", "batch"),
+                            col("torch_ips", "PyTorch eager img/s", "{:,.1f}"),
+                            col("ort_ips", "onnxruntime img/s", "{:,.1f}"),
+                            col("ratio", "onnxruntime / PyTorch", "{:.2f}x")])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         exported: dict[str, tuple[Path, torch.nn.Module]] = {}
         for name, batch in cases:
@@ -71,7 +77,8 @@ def main() -> None:
                 t_torch += _timed(eager, x, 1)
                 t_ort += _timed(ort.run, xn, 1)
             a, b = batch / statistics.median(t_torch), batch / statistics.median(t_ort)
-            print(f"{name:<12} {batch:>5}  {a:>13,.1f}  {b:>17,.1f}  {b / a:>5.2f}x", flush=True)
+            table.add(model=name, input=f"{side}x{side}", batch=batch, torch_ips=a, ort_ips=b, ratio=b / a)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -1,21 +1,21 @@
-"""Benchmark of image folders decoded once (issue 9): cnnzoo on a folder against resident tensors and torchvision.
+"""Image folders decoded once (issue 9): cnnzoo on a folder against the same steps on resident tensors, the start-up
+a decode cache saves, and the data path alone at 224 px.
 
-    .venv/bin/python benchmarks/bench_folder.py [--images 2000] [--epochs 3] [--image-size 16] [--jpegs 300]
-    .venv/bin/python benchmarks/bench_folder.py --images 10000 --image-size 32 --epochs 8 --jpegs 2000   # the issue's
+    python benchmarks/bench_folder.py [--images 2000] [--epochs 3] [--image-size 16] [--jpegs 300]
 
-One process, one machine, the same model (resnet20), recipe shape (resnet_cifar with flip=false, scaled to the run)
-and epochs for every contender, on a generated folder of 28x28 PNGs with real class structure (scikit-learn's 8x8
-digits upscaled, shifted by up to 3 px, with Gaussian noise; 80% train/, 20% val/):
+One process, the same model (resnet20), recipe (resnet_cifar with flip=false, its schedule fitted to the run) and
+epochs for every contender, on ``digit_folder.digit_folder(--images)`` (28x28 PNGs of scikit-learn's digits,
+upscaled, shifted and noised; 80% train/, 20% val/):
 
-(a) ``cnnzoo.train`` on the folder with ``--cache disk``: first run (decodes, writes the cache) and second run (cache
-    hit); start-up = from the call to the end of ``prepare`` (the header's last line);
-(b) the same steps on resident synthetic tensors of the stored size (the compute-bound limit of this machine);
-(c) what a user writes instead: torchvision ``ImageFolder`` + transforms + ``DataLoader`` with the machine's workers,
-    the same model, SGD settings and milestones.
+(a) ``cnnzoo.train`` on the folder with ``--cache disk`` (in a fresh cache directory): first run (decodes, writes the
+    cache) and later runs (cache hits); start-up = from the call to the end of ``prepare`` (the header's last line);
+(b) the same steps on resident synthetic tensors of the stored size (the compute-bound limit of this machine),
+    alternated with (a)'s cache hits, round by round.
 
-Targets: (a) cached throughput >= 0.9x (b); (a) faster than (c) at equal or better accuracy; second start >= 10x
-sooner than the first. Then the data path alone at 224 px: ``--jpegs`` JPEGs of 500x375 under the ``finetune``
-recipe's random-resized crops: decode-once + cached epochs against ``ImageFolder`` + ``DataLoader``, images/s.
+Targets: (a) cached throughput >= 0.9x (b); the second start >= 10x sooner than the first. Then the data path alone
+at 224 px: ``--jpegs`` JPEGs of 500x375 under the ``finetune`` recipe's random-resized crops: decode once + cached
+epochs against ``ImageFolder`` + ``DataLoader``, images/s. (cnnzoo against the ImageFolder + DataLoader loop a user
+writes, whole training runs: bench_train_folder.py.)
 """
 
 from __future__ import annotations
@@ -28,30 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import cnnzoo
 from cnnzoo.data.sources import Data, TensorSource
-
-
-def make_digit_folder(root: Path, n: int, seed: int = 0) -> None:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    rs = np.random.RandomState(seed)
-    base = torch.from_numpy(bunch.images).float()[:, None] * (255 / 16)
-    big = F.interpolate(base, size=(22, 22), mode="bilinear", align_corners=False)[:, 0].numpy()
-    for i in range(n):
-        k = rs.randint(len(big))
-        canvas = np.zeros((28, 28), np.float32)
-        dy, dx = rs.randint(0, 7, 2)
-        canvas[dy : dy + 22, dx : dx + 22] = big[k]
-        canvas = np.clip(canvas + rs.normal(0, 20, canvas.shape), 0, 255).astype(np.uint8)
-        split = "val" if i % 5 == 0 else "train"
-        path = root / split / str(bunch.target[k]) / f"{i:05d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(canvas, "L").save(path)
+from digit_folder import digit_folder
+from machine import Bench, add_arguments, col
 
 
 def run_cnnzoo(folder: Path, out: Path, args, **extra) -> tuple[dict, float]:
@@ -67,44 +49,7 @@ def run_cnnzoo(folder: Path, out: Path, args, **extra) -> tuple[dict, float]:
     return result.summary, marks["start"]
 
 
-def run_torchvision(folder: Path, args) -> dict:
-    import torchvision.transforms as T
-    from torchvision.datasets import ImageFolder
-
-    size, pad = args.image_size, round(4 * args.image_size / 32)
-    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=pad), T.ToTensor(), norm])
-    val_tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), norm])
-    train_set, val_set = ImageFolder(folder / "train", train_tf), ImageFolder(folder / "val", val_tf)
-    workers = min(8, max(1, (os.cpu_count() or 1) - 1))
-    loader = torch.utils.data.DataLoader(train_set, batch_size=128, shuffle=True, num_workers=workers,
-                                         drop_last=True, persistent_workers=True)
-    torch.manual_seed(0)
-    net = cnnzoo.create_model("resnet20", num_classes=10)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    total = args.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [round(total / 2), round(total * 3 / 4)], 0.1)
-    seen, t0 = 0, time.perf_counter()
-    for _ in range(args.epochs):
-        net.train()
-        for x, y in loader:
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            seen += len(y)
-    seconds = time.perf_counter() - t0
-    net.eval()
-    hits = n = 0
-    with torch.no_grad():
-        for x, y in torch.utils.data.DataLoader(val_set, batch_size=256, num_workers=workers):
-            hits += (net(x).argmax(1) == y).sum().item()
-            n += len(y)
-    return {"images_per_s": seen / seconds, "final_val_top1": 100 * hits / n, "train_seconds": seconds}
-
-
-def jpeg_case(root: Path, args) -> None:
+def jpeg_case(root: Path, args, bench: Bench) -> None:
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -129,21 +74,25 @@ def jpeg_case(root: Path, args) -> None:
                                threads=args.threads, progress=False)
     decode = time.perf_counter() - t0
     loader = make_loader(held, "train", geo=geo, batch_size=64, device=torch.device("cpu"), seed=0)
-    t0 = time.perf_counter()
-    n = sum(len(y) for _, y in loader.epoch(0))
-    cached = n / (time.perf_counter() - t0)
     tf = T.Compose([T.RandomResizedCrop(224, scale=(0.25, 1.0)), T.RandomHorizontalFlip(), T.ToTensor()])
     workers = min(8, max(1, (os.cpu_count() or 1) - 1))
     dl = torch.utils.data.DataLoader(ImageFolder(root / "train", tf), batch_size=64, shuffle=True,
-                                     num_workers=workers)
-    t0 = time.perf_counter()
-    m = sum(len(y) for _, y in dl)
-    streamed = m / (time.perf_counter() - t0)
-    print(f"224 px, {len(data.train)} JPEGs 500x375 (data path alone, no model):")
-    print(f"  cnnzoo decode once (stored short side {geo.resize}): {decode:.1f} s = {len(data.train) / decode:.0f} "
-          f"img/s; cached epochs {cached:.0f} img/s")
-    print(f"  ImageFolder + DataLoader ({workers} workers): {streamed:.0f} img/s; cached / ImageFolder = "
-          f"{cached / streamed:.1f}x (an epoch after the first)")
+                                     num_workers=workers, persistent_workers=True)
+    for epoch in range(2):  # alternated; the second epoch of each is the warm one reported
+        t0 = time.perf_counter()
+        n = sum(len(y) for _, y in loader.epoch(epoch))
+        cached = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        m = sum(len(y) for _, y in dl)
+        streamed = m / (time.perf_counter() - t0)
+    table = bench.table("jpegs", f"224 px, {len(data.train)} JPEGs of 500x375, the data path alone (no model)", [
+        col("path", "path"), col("images_per_s", "img/s", "{:,.0f}"), col("seconds", "time (s)", "{:.1f}")])
+    table.add(path=f"cnnzoo decode once (stored short side {geo.resize})", images_per_s=len(data.train) / decode,
+              seconds=decode)
+    table.add(path="cnnzoo cached epoch, warm (resident uint8, batched crops)", images_per_s=cached, seconds=n / cached)
+    table.add(path=f"ImageFolder + RandomResizedCrop + DataLoader ({workers} workers), warm epoch",
+              images_per_s=streamed, seconds=m / streamed)
+    bench.note(f"224 px: cached epoch / ImageFolder epoch = {cached / streamed:.2f}x (the second epoch of each).")
 
 
 def main() -> None:
@@ -153,14 +102,14 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--jpegs", type=int, default=300, help="JPEGs of the 224-px case (0: skip it)")
+    add_arguments(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load {os.getloadavg()}")
+    bench = Bench("folder", results=args.results)
+    folder = digit_folder(args.images)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.environ["CNNZOO_CACHE"] = str(tmp / "cache")
-        folder = tmp / "digits"
-        make_digit_folder(folder, args.images)
+        os.environ["CNNZOO_CACHE_DIR"] = str(tmp / "cache")  # this run's decode cache: the first run decodes
         first, start1 = run_cnnzoo(folder, tmp / "a1", args, cache="disk")
         second, start2 = run_cnnzoo(folder, tmp / "a2", args, cache="disk")
         n_train = len(list((folder / "train").rglob("*.png")))
@@ -172,23 +121,29 @@ def main() -> None:
                         TensorSource(torch.randint(0, 256, (64, 3, s, s), generator=gen, dtype=torch.uint8),
                                      torch.randint(0, 10, (64,), generator=gen)), 3, (0.5,) * 3, (0.289,) * 3)
         synth, _ = run_cnnzoo(folder, tmp / "b", args, data=resident)
-        # a shared machine: (a, cached) and (b) once more, alternated; the ratio is taken round by round
-        again, _ = run_cnnzoo(folder, tmp / "a3", args, cache="disk")
+        # (a, cached) and (b) once more, the order swapped; the ratio is taken round by round
         synth2, _ = run_cnnzoo(folder, tmp / "b2", args, data=resident)
-        ratios = [second["images_per_s"] / synth["images_per_s"], again["images_per_s"] / synth2["images_per_s"]]
-        tv = run_torchvision(folder, args)
-        print(f"{args.images} PNGs 28x28 ({n_train} train), resnet20 at {s} px, {args.epochs} epochs, batch 128")
-        for name, row in (("(a) cnnzoo, folder, 1st run", first), ("(a) cnnzoo, folder, 2nd run", second),
-                          ("(b) resident synthetic", synth), ("(a) cnnzoo, folder, 3rd run", again),
-                          ("(b) resident synthetic, again", synth2), ("(c) ImageFolder+DataLoader", tv)):
-            print(f"  {name:<30} {row['images_per_s']:7.0f} img/s  {row['train_seconds']:6.1f} s training  "
-                  f"val top-1 {row['final_val_top1']:.2f}%")
-        print(f"  start-up: 1st {start1:.2f} s, 2nd (cache hit) {start2:.2f} s -> {start1 / start2:.1f}x sooner")
-        print(f"  cached / resident = {ratios[0]:.2f}, {ratios[1]:.2f} (two alternated rounds; target >= 0.9); "
-              f"cnnzoo (3rd run) / ImageFolder = {again['images_per_s'] / tv['images_per_s']:.2f}x")
-        print(f"  load average at the end: {os.getloadavg()}")
+        again, _ = run_cnnzoo(folder, tmp / "a3", args, cache="disk")
+        runs = bench.table("runs", f"{args.images:,} PNGs of 28x28 ({n_train:,} train), resnet20 at {s} px, "
+                           f"{args.epochs} epochs, batch 128, in this order", [
+                               col("run", "run"), col("images_per_s", "img/s", "{:,.0f}"),
+                               col("train_seconds", "training (s)", "{:.1f}"), col("top1", "val top-1")])  # fmt: skip
+        for name, row in (("(a) cnnzoo on the folder, 1st run (decodes, writes the cache)", first),
+                          ("(a) 2nd run (cache hit)", second), ("(b) resident synthetic tensors", synth),
+                          ("(b) again", synth2), ("(a) 3rd run (cache hit)", again)):
+            runs.add(run=name, images_per_s=row["images_per_s"], train_seconds=row["train_seconds"],
+                     top1="(random labels)" if name.startswith("(b)") else f"{row['final_val_top1']:.2f}%")
+        ratios = bench.table("ratios", "", [col("what", "what"), col("value", "value", "{:.2f}"),
+                                            col("target", "target")])  # fmt: skip
+        ratios.add(what="cached / resident, round 1 (2nd run / (b))",
+                   value=second["images_per_s"] / synth["images_per_s"], target=">= 0.9")
+        ratios.add(what="cached / resident, round 2 (3rd run / (b) again)",
+                   value=again["images_per_s"] / synth2["images_per_s"], target=">= 0.9")
+        ratios.add(what=f"start-up, 1st run / 2nd run ({start1:.2f} s / {start2:.2f} s)", value=start1 / start2,
+                   target=">= 10")
         if args.jpegs:
-            jpeg_case(tmp / "jpegs", args)
+            jpeg_case(tmp / "jpegs", args, bench)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import cnnzoo
 from cnnzoo.pictures import write_run_report
+from machine import Bench, add_arguments, col
 
 
 def main() -> None:
@@ -29,8 +28,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a run folder (default: train one)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cache-dir", type=Path, help="zoo cache (default: ~/.cache/cnnzoo)")
+    add_arguments(parser)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench = Bench("report", results=args.results)
+    table = bench.table("report", "what a report costs (wall seconds)", [
+        col("what", "what"), col("seconds", "time (s)", "{:.2f}"), col("vs_epoch", "vs one epoch of the run", "{:.1%}"),
+        col("goal", "goal")])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
         if run is None:
@@ -45,12 +48,16 @@ def main() -> None:
             write_run_report(run)
             times.append(time.perf_counter() - t0)
         warm = statistics.median(times[1:]) if len(times) > 1 else times[0]
-        print(f"write_run_report: first call {times[0]:.2f} s (imports matplotlib), warm median {warm:.2f} s "
-              f"= {warm / epoch_s:.1%} of one of this run's epochs ({epoch_s:.1f} s)")  # fmt: skip
-        for label in ("zoo page (cache cold or warm)", "zoo page (cache warm)"):
+        table.add(what="write_run_report, first call (imports matplotlib)", seconds=times[0],
+                  vs_epoch=times[0] / epoch_s, goal="-")
+        table.add(what=f"write_run_report, warm (median of {len(times) - 1})", seconds=warm, vs_epoch=warm / epoch_s,
+                  goal="< 1 s")
+        bench.note(f"One epoch of the run: {epoch_s:.1f} s (resnet20, digits, 16 px, from its metrics.jsonl).")
+        for label, goal in (("zoo page (cache as found)", "-"), ("zoo page (cache warm)", "within ~30 s")):
             t0 = time.perf_counter()
             cnnzoo.report(out=Path(tmp) / "zoo.html", cache_dir=args.cache_dir)
-            print(f"{label}: {time.perf_counter() - t0:.2f} s")
+            table.add(what=label, seconds=time.perf_counter() - t0, vs_epoch=None, goal=goal)
+    bench.finish()
 
 
 if __name__ == "__main__":

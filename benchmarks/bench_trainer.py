@@ -9,6 +9,9 @@
 2. Time-to-99%: ``cnnzoo.train("resnet20", data="digits", recipe="quick")`` for ``--seeds`` seeds: the first epoch
    whose validation top-1 reaches 99%, and the training + validation seconds spent up to it.
 
+Training rates are given as images/s and as a fraction of the machine's fp32 peak (2 x MACs x 3 FLOPs per image at
+the run's input size, MACs from ``cnnzoo.analyze``; benchmarks/machine.py).
+
 Run: ``.venv/bin/python benchmarks/bench_trainer.py`` (about 3 minutes on an idle 2-core CPU).
 """
 
@@ -19,16 +22,18 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 import cnnzoo
 from cnnzoo.training import get_recipe, load_data, train
+from machine import Bench, add_arguments, col, training_flops_per_image
 
 
-def bare_loop(size: int, epochs: int, seed: int) -> float:
-    """A hand-written loop doing the trainer's work; returns the seconds spent in the epochs."""
+def bare_loop(size: int, epochs: int, seed: int) -> tuple[float, float]:
+    """A hand-written loop doing the trainer's work: (seconds spent in the epochs, training images/s)."""
     recipe = get_recipe("quick")
     data = load_data("digits", image_size=size)
     mean = torch.tensor(data.mean).view(1, -1, 1, 1) * 255
@@ -46,8 +51,10 @@ def bare_loop(size: int, epochs: int, seed: int) -> float:
     padded = F.pad(xs, (pad,) * 4)
     ar = torch.arange(size)
     t0 = time.perf_counter()
+    train_seconds = 0.0
     for epoch in range(epochs):
         model.train()
+        start = time.perf_counter()
         perm = torch.randperm(len(xs))
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs]
@@ -65,18 +72,20 @@ def bare_loop(size: int, epochs: int, seed: int) -> float:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        train_seconds += time.perf_counter() - start
         model.eval()
         with torch.no_grad():
             top1 = sum((model(xv[j : j + bs]).argmax(1) == yv[j : j + bs]).sum().item() for j in range(0, len(xv), bs))
         _ = 100 * top1 / len(xv)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, steps * bs * epochs / train_seconds
 
 
-def trainer_loop(size: int, epochs: int, seed: int) -> float:
+def trainer_loop(size: int, epochs: int, seed: int) -> tuple[float, float]:
+    """``cnnzoo.train``: (seconds spent in the epochs, training images/s)."""
     with tempfile.TemporaryDirectory() as out:
         result = train("resnet20", data="digits", recipe="quick", image_size=size, epochs=epochs, seed=seed, out=out,
                        checkpoints=False, progress=False, log=None, device="cpu")
-    return sum(row["seconds"] for row in result.history)
+    return sum(row["seconds"] for row in result.history), result.summary["images_per_s"]
 
 
 def time_to_99(size: int, seeds: int) -> list[dict]:
@@ -104,28 +113,45 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=5)
+    add_arguments(parser)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; resnet20 on digits at "
-          f"{args.image_size}x{args.image_size}")
+    bench = Bench("trainer", results=args.results)
+    size = args.image_size
+    flops = training_flops_per_image(cnnzoo.analyze("resnet20", (3, size, size), training=False).totals.macs)
 
-    bare, ours = [], []
-    trainer_loop(args.image_size, 1, 0)  # warm-up: lazy imports, allocator
-    for _ in range(args.rounds):
-        bare.append(bare_loop(args.image_size, args.epochs, 0))
-        ours.append(trainer_loop(args.image_size, args.epochs, 0))
-    b, o = statistics.median(bare), statistics.median(ours)
-    print(f"\n1. overhead, {args.epochs} epochs x {args.rounds} rounds (alternated)")
-    print(f"   bare loop: {', '.join(f'{t:.2f}' for t in bare)} s  (median {b:.2f} s)")
-    print(f"   trainer:   {', '.join(f'{t:.2f}' for t in ours)} s  (median {o:.2f} s)")
-    print(f"   trainer / bare = {o / b:.3f} by medians ({100 * (o / b - 1):+.1f}%), "
-          f"{min(ours) / min(bare):.3f} by minima ({100 * (min(ours) / min(bare) - 1):+.1f}%)")
+    sides: dict[str, Callable[[], tuple[float, float]]] = {
+        "bare loop": lambda: bare_loop(size, args.epochs, 0),
+        "cnnzoo.train": lambda: trainer_loop(size, args.epochs, 0)}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for fn in sides.values():  # warm-up: lazy imports, allocator, oneDNN kernels
+        fn()
+    for r in range(args.rounds):  # alternated, the order rotated each round
+        for name in list(sides)[r % 2:] + list(sides)[: r % 2]:
+            runs[name].append(sides[name]())
+    table = bench.table("overhead", f"1. resnet20 on digits at {size} px, recipe quick, {args.epochs} epochs (train + "
+                        f"validation), {args.rounds} alternated rounds", [
+                            col("side", "side"), col("runs", "runs (s)"), col("median_s", "median (s)", "{:.2f}"),
+                            col("ratio", "vs bare (medians)", "{:.3f}"), col("ratio_min", "vs bare (minima)", "{:.3f}"),
+                            col("images_per_s", "train img/s", "{:,.0f}"),
+                            col("peak", "of fp32 peak", "{:.1%}")])  # fmt: skip
+    bare = [t for t, _ in runs["bare loop"]]
+    for name, rows in runs.items():
+        times = [t for t, _ in rows]
+        rate = statistics.median(ips for _, ips in rows)
+        table.add(side=name, runs=", ".join(f"{t:.2f}" for t in times), median_s=statistics.median(times),
+                  ratio=statistics.median(times) / statistics.median(bare), ratio_min=min(times) / min(bare),
+                  images_per_s=rate, peak=bench.peak_fraction(rate * flops))
 
-    print(f"\n2. time to 99% validation top-1, recipe 'quick' ({get_recipe('quick').epochs} epochs), "
-          f"{args.seeds} seeds")
-    for row in time_to_99(args.image_size, args.seeds):
-        reached = f"epoch {row['reached'][0]} after {row['reached'][1]:.1f} s" if row["reached"] else "never"
-        print(f"   seed {row['seed']}: 99% at {reached}; final top-1 {row['final']:.2f}% after "
-              f"{row['train_seconds']:.1f} s training ({row['wall']:.1f} s wall incl. set-up)")
+    seeds = bench.table("time_to_99", f"2. time to 99% validation top-1, recipe quick ({get_recipe('quick').epochs} "
+                        "epochs), per seed", [
+                            col("seed", "seed"), col("epoch", "99% at epoch"), col("seconds", "after (s)", "{:.1f}"),
+                            col("final", "final top-1", "{:.2f}%"), col("train_seconds", "training (s)", "{:.1f}"),
+                            col("wall", "wall incl. set-up (s)", "{:.1f}")])  # fmt: skip
+    for row in time_to_99(size, args.seeds):
+        epoch, seconds = row["reached"] or (None, None)
+        seeds.add(seed=row["seed"], epoch=epoch if epoch is not None else "never", seconds=seconds, final=row["final"],
+                  train_seconds=row["train_seconds"], wall=row["wall"])
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -111,12 +111,6 @@ def _torchrun(folder: Path, script: str, args: list[str], timeout: float = 240,
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-CLI = """
-    from cnnzoo.cli import main
-    sys.exit(main(sys.argv[1:]))
-"""
-
-
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last.safetensors"))
 
@@ -167,121 +161,204 @@ def test_sync_batchnorm_is_refused_on_cpu(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_two_processes_equal_one_with_twice_the_batch_and_resume_on_any_world_size(tiny, tmp_path):
-    ref1 = train("tiny_ddp", out=tmp_path / "ref1", epochs=1, **KW)
-    ref2 = train("tiny_ddp", out=tmp_path / "ref2", epochs=2, **KW)
+# Every data-parallel behaviour, in one torchrun launch of 2 processes (a launch costs two Python and torch start-ups
+# and a rendezvous): each scenario writes its run folder, and per rank what it printed and what it returned. The runs
+# share one process group; the CLI run, which leaves it at its end, comes last (joining a second group after leaving
+# one hung under torchrun's agent store when two launches ran at once).
+JOB = """
+    import contextlib, json, os
+    import torch
+    from torch import nn
+    from cnnzoo.cli import main
+    from cnnzoo.layers.drop_path import StochasticDepth
+    from cnnzoo.registry import ModelInfo, register_model
+    from cnnzoo.training import NonFiniteLoss, TrainingInterrupted, train
 
-    # 2 processes, global batch 16 = 8 per process, one epoch
-    argv = ["train", "tiny_ddp", "--data", "synthetic:70", "--image-size", "8", "--batch-size", "16", "--recipe",
-            "quick", "--set", *SETTINGS, "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "ddp")]
-    proc = _torchrun(tiny, CLI, argv)
+    root, rank = sys.argv[1], os.environ["RANK"]
+    settings = ["pad_px=0", "schedule=constant", "warmup_epochs=0"]
+    kw = dict(data="synthetic:70", image_size=8, batch_size=16, recipe="quick", overrides=settings, progress=False,
+              log=None, device="cpu")
+
+
+    def scenario(name, run):
+        with open(f"{root}/{name}.rank{rank}.txt", "w") as printed, contextlib.redirect_stdout(printed):
+            result = run()
+        with open(f"{root}/{name}.rank{rank}.json", "w") as f:
+            json.dump(result, f)
+
+
+    def stop(fault, out):  # TINY_FAULT: see tiny.py
+        os.environ["TINY_FAULT"] = fault
+        try:
+            train("tiny_ddp", out=out, epochs=2, **kw)
+            return "FINISHED"
+        except NonFiniteLoss as exc:
+            return f"NONFINITE {exc}"
+        except TrainingInterrupted as exc:
+            return f"INTERRUPTED {exc.signum}"
+        finally:
+            del os.environ["TINY_FAULT"]
+
+
+    # dropout per element (masks recorded), a stochastic-depth gate per mini-batch (recorded): per rank, per step
+    class DropNet(nn.Module):
+        def __init__(self, *, num_classes=10, in_channels=3):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(in_channels, 8, 3, padding=1), nn.Linear(8, num_classes)
+            self.drop, self.gate = nn.Dropout(0.5), StochasticDepth(0.5)
+            self.masks, self.gates = [], []
+
+        def forward(self, x):
+            h = self.conv(x).mean((2, 3))
+            mask = self.drop(torch.ones_like(h))
+            gate = self.gate(torch.ones(1))
+            if self.training:
+                self.masks.append((mask != 0).int().flatten().tolist())
+                self.gates.append(gate.item())
+            return self.fc(h * mask * gate)
+
+
+    def masks():
+        register_model(DropNet, ModelInfo(name="drop_ddp", family="test", paper="(test model)", input_size=(3, 8, 8),
+                                          num_classes=10, params=0, min_size=4, recipe="quick"))
+        result = train("drop_ddp", out=root + "/masks", epochs=1, **kw)
+        return {"masks": result.model.masks, "gates": result.model.gates}
+
+
+    def resume_up():  # a run saved by 1 process, resumed by 2
+        return len(train(resume=root + "/up", epochs=2, progress=False, log=None, device="cpu").history)
+
+
+    cli = ["train", "tiny_ddp", "--data", "synthetic:70", "--image-size", "8", "--batch-size", "16", "--recipe",
+           "quick", "--set", *settings, "--device", "cpu", "--epochs", "1", "--out", root + "/ddp"]
+    scenario("nan", lambda: stop("nan:1:3", root + "/nan"))  # rank 1 alone: NaN in its 3rd step
+    scenario("sigterm", lambda: stop("sigterm:1:3", root + "/sigterm"))  # SIGTERM to rank 1 alone, in its 3rd step
+    scenario("masks", masks)
+    scenario("up", resume_up)
+    scenario("ddp", lambda: main(cli))  # last: the CLI leaves the process group (global batch 16, 8 per process)
+"""
+
+
+@pytest.fixture(scope="module")
+def job(tiny, tmp_path_factory):
+    """The torchrun launch (JOB) and its 1-process references (KW: the same global batch of 16)."""
+    root = tmp_path_factory.mktemp("ddp")
+    refs = {epochs: train("tiny_ddp", out=root / f"ref{epochs}", epochs=epochs, **KW) for epochs in (1, 2)}
+    shutil.copytree(root / "ref1", root / "up")  # saved by 1 process, resumed by 2
+    proc = _torchrun(tiny, JOB, [str(root)], timeout=480)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("epoch   1/1") == 1 and proc.stdout.count("tiny_ddp on synthetic:70") == 1, \
-        "rank 0 alone prints"
-    ddp = tmp_path / "ddp"
+    return root, refs
+
+
+def _returned(root: Path, scenario: str) -> list:
+    return [json.loads((root / f"{scenario}.rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+def test_two_processes_equal_one_with_twice_the_batch(job):
+    root, refs = job
+    assert _returned(root, "ddp") == [0, 0]
+    printed = [(root / f"ddp.rank{rank}.txt").read_text() for rank in (0, 1)]
+    assert printed[0].count("epoch   1/1") == 1 and printed[0].count("tiny_ddp on synthetic:70") == 1
+    assert printed[1] == "", "rank 0 alone prints"
+    ddp, ref1 = root / "ddp", refs[1].out
     ddp_files = sorted(p.name for p in ddp.iterdir() if p.name != "report.html")  # the CLI draws the run's page
-    assert ddp_files == sorted(p.name for p in (tmp_path / "ref1").iterdir())
+    assert ddp_files == sorted(p.name for p in ref1.iterdir())
     assert (ddp / "report.html").is_file()
-    _assert_close(_weights(ddp), _weights(tmp_path / "ref1"))
+    _assert_close(_weights(ddp), _weights(ref1))
     state = load_state(ddp / "last.pt")
     assert not any(k.startswith("module.") for k in [*state["model"], *_weights(ddp)])
     row = json.loads((ddp / "metrics.jsonl").read_text())
     assert row["val_count"] == 17 and row["train_images"] == 64  # every validation image exactly once
-    assert row["val_top1"] == pytest.approx(ref1.history[0]["val_top1"])
-    assert row["train_loss"] == pytest.approx(ref1.history[0]["train_loss"], rel=1e-5)
+    assert row["val_top1"] == pytest.approx(refs[1].history[0]["val_top1"])
+    assert row["train_loss"] == pytest.approx(refs[1].history[0]["train_loss"], rel=1e-5)
     confusion = [line.split(",")[1:] for line in (ddp / "confusion_matrix.csv").read_text().splitlines()[1:]]
     assert sum(int(v) for line in confusion for v in line) == 17
     summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2 and json.loads((ddp / "config.json").read_text())["world_size"] == 2
 
-    # saved by 2 processes, resumed by 1; saved by 1, resumed by 2: both end where one process ends
-    resumed = train(resume=ddp, epochs=2, progress=False, log=None, device="cpu", model=None)
-    _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()}, _weights(tmp_path / "ref2"))
-    shutil.copytree(tmp_path / "ref1", tmp_path / "up")
-    proc = _torchrun(tiny, CLI, ["train", "--resume", str(tmp_path / "up"), "--epochs", "2", "--device", "cpu"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_close(_weights(tmp_path / "up"), _weights(tmp_path / "ref2"))
-    rows = [json.loads(line) for line in (tmp_path / "up" / "metrics.jsonl").read_text().splitlines()]
+
+def test_checkpoints_resume_on_any_world_size(job, tmp_path):
+    """Saved by 2 processes, resumed by 1; saved by 1, resumed by 2: both end where one process ends."""
+    root, refs = job
+    shutil.copytree(root / "ddp", tmp_path / "ddp")  # (the 2-process run folder is read by another test)
+    resumed = train(resume=tmp_path / "ddp", epochs=2, progress=False, log=None, device="cpu", model=None)
+    _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()}, _weights(refs[2].out))
+    assert _returned(root, "up") == [2, 2]
+    _assert_close(_weights(root / "up"), _weights(refs[2].out))
+    rows = [json.loads(line) for line in (root / "up" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_count"] == 17
-    assert rows[1]["val_top1"] == pytest.approx(ref2.history[1]["val_top1"])
+    assert rows[1]["val_top1"] == pytest.approx(refs[2].history[1]["val_top1"])
 
 
 ONE_PROCESS = """
-    import json
+    import atexit, json
     import torch.distributed as dist
     from cnnzoo.training import train, trainer
 
-    seen = {}
+    seen = []
     prepare = trainer.prepare
 
-    def spy(*args, **kwargs):  # what the run holds once prepared
+    def spy(*args, **kwargs):  # what each run holds once prepared
         run = prepare(*args, **kwargs)
-        seen.update(group=dist.is_initialized(), backend=dist.get_backend(), world=dist.get_world_size(),
-                    forward=type(run.forward).__name__)
+        seen.append(dict(group=dist.is_initialized(), backend=dist.get_backend(), world=dist.get_world_size(),
+                         forward=type(run.forward).__name__))
         return run
 
     trainer.prepare = spy
-    train("tiny_ddp", data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=1, progress=False,
-          log=None, device="cpu", overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"], out=sys.argv[1])
-    print("SEEN", json.dumps({**seen, "after": dist.is_initialized()}), flush=True)
+    kw = dict(data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=1, progress=False, log=None,
+              device="cpu", overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"])
+    train("tiny_ddp", out=sys.argv[1] + "/one", **kw)
+    train("tiny_ddp", out=sys.argv[1] + "/again", **kw)  # a second run of the process: the same group
+    kept = dist.is_initialized()
+    atexit._run_exitfuncs()  # what the interpreter runs at exit
+    print("SEEN", json.dumps({"runs": seen, "kept": kept, "at_exit": dist.is_initialized()}), flush=True)
 """
 
 
 def test_torchrun_with_one_process_runs_the_data_parallel_path(tiny, tmp_path):
     """Bug 2 (issue 20): ``torchrun --nproc_per_node 1`` made no process group and no DDP wrapper (distributed was
     ``world_size > 1``), so the one-GPU NCCL check exercised none of it. Now a torchrun launch is data-parallel at any
-    world size; the run equals the run without torchrun; ``cnnzoo.train`` destroys the group it made. (One process
-    cannot show ranks whose statistics differ: SyncBatchNorm across GPUs needs two.)"""
-    proc = _torchrun(tiny, ONE_PROCESS, [str(tmp_path / "one")], procs=1)
+    world size, and the run equals the run without torchrun. The group serves the process's later runs and is
+    destroyed at exit (bug 8: the Python API never destroyed it). One process cannot show ranks whose statistics
+    differ: SyncBatchNorm across GPUs needs two."""
+    proc = _torchrun(tiny, ONE_PROCESS, [str(tmp_path)], procs=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))[5:])
-    assert seen == {"group": True, "backend": "gloo", "world": 1, "forward": "DistributedDataParallel",
-                    "after": False}
+    run = {"group": True, "backend": "gloo", "world": 1, "forward": "DistributedDataParallel"}
+    assert seen == {"runs": [run, run], "kept": True, "at_exit": False}
     plain = train("tiny_ddp", out=tmp_path / "plain", epochs=1, **KW)
     _assert_close(_weights(tmp_path / "one"), {k: v.cpu() for k, v in plain.model.state_dict().items()})
 
 
-FAULTS = """
-    import os
-    from cnnzoo.training import NonFiniteLoss, TrainingInterrupted, load_state, train
-
-    out, rank = sys.argv[1], os.environ["RANK"]
-    kw = dict(data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=2, progress=False, log=None,
-              device="cpu", overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"])
-    os.environ["TINY_FAULT"] = "nan:1:3"  # rank 1 alone: NaN in its 3rd step
-    try:
-        train("tiny_ddp", out=out + "/nan", **kw)
-        print(f"RANK{rank} FINISHED", flush=True)
-    except NonFiniteLoss as exc:
-        print(f"RANK{rank} NONFINITE {exc}", flush=True)
-    os.environ["TINY_FAULT"] = "sigterm:1:3"  # SIGTERM delivered to rank 1 alone, in its 3rd step
-    try:
-        train("tiny_ddp", out=out + "/sig", **kw)
-        print(f"RANK{rank} FINISHED", flush=True)
-    except TrainingInterrupted as exc:
-        print(f"RANK{rank} INTERRUPTED {exc.signum}", flush=True)
-"""
-
-
-def test_nan_or_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tiny, tmp_path):
-    proc = _torchrun(tiny, FAULTS, [str(tmp_path)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
-    nonfinite = [line.split(" ", 2)[2] for line in lines if "NONFINITE" in line]
-    assert len(nonfinite) == 2 and nonfinite[0] == nonfinite[1], lines
+def test_nan_or_sigterm_on_one_rank_stops_every_rank_at_the_same_step(job, tmp_path):
+    root, refs = job
+    nonfinite = _returned(root, "nan")
+    assert nonfinite[0] == nonfinite[1] and nonfinite[0].startswith("NONFINITE "), nonfinite
     assert "at epoch 1, step 3 of 4 (iteration 3)" in nonfinite[0] and "no checkpoint had been written" in nonfinite[0]
-    assert not (tmp_path / "nan" / "last.pt").exists()
-    assert sorted(line for line in lines if "INTERRUPTED" in line) == ["RANK0 INTERRUPTED 15", "RANK1 INTERRUPTED 15"]
-    state = load_state(tmp_path / "sig" / "last.pt")
+    assert not (root / "nan" / "last.pt").exists()
+    assert _returned(root, "sigterm") == ["INTERRUPTED 15", "INTERRUPTED 15"]
+    state = load_state(root / "sigterm" / "last.pt")
     assert (state["epoch"], state["step_in_epoch"]) == (0, 3), "rank 0 saved the step at which rank 1 got SIGTERM"
-    summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
+    summary = json.loads((root / "sigterm" / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["stop_reason"] == "SIGTERM"
     # the interrupted 2-process run, resumed mid-epoch by one process, ends where an uninterrupted run ends
-    resumed = train(resume=tmp_path / "sig", progress=False, log=None, device="cpu", model=None)
-    reference = train("tiny_ddp", out=tmp_path / "ref", **{**KW, "epochs": 2})
+    shutil.copytree(root / "sigterm", tmp_path / "sigterm")
+    resumed = train(resume=tmp_path / "sigterm", progress=False, log=None, device="cpu", model=None)
     _assert_close({k: v.cpu() for k, v in resumed.model.state_dict().items()},
-                  {k: v.cpu() for k, v in reference.model.state_dict().items()})
+                  {k: v.cpu() for k, v in refs[2].model.state_dict().items()})
     assert [r["train_images"] for r in resumed.history] == [64, 64]
+
+
+def test_ranks_draw_their_own_dropout_masks_and_share_per_batch_draws(job):
+    """Bug 4: every rank drew the same dropout masks (one seed for all), so 2 processes x batch b was not
+    1 process x batch 2b for a model with dropout; per-batch draws (stochastic-depth gates) must stay shared."""
+    r0, r1 = _returned(job[0], "masks")
+    assert len(r0["masks"]) == len(r1["masks"]) == 4  # 64 training images, 8 per rank and step
+    assert all(a != b for a, b in zip(r0["masks"], r1["masks"])), "per-element masks must differ across ranks"
+    assert r0["gates"] == r1["gates"], "per-batch draws must agree across ranks"
+    assert set(r0["gates"]) <= {0.0, 1.0}
+    kept = sum(map(sum, r0["masks"] + r1["masks"])) / sum(map(len, r0["masks"] + r1["masks"]))
+    assert 0.3 < kept < 0.7  # dropout 0.5 draws
 
 
 def test_ddp_searches_unused_parameters_only_for_models_that_skip_layers(tmp_path):
@@ -307,53 +384,3 @@ def test_ddp_searches_unused_parameters_only_for_models_that_skip_layers(tmp_pat
         assert wrap(Skipping(3, 3), torch.device("cpu"), job).find_unused_parameters is True
     finally:
         dist.destroy_process_group()
-
-
-# dropout per element (masks recorded), a stochastic-depth gate per mini-batch (recorded): per rank, per step
-MASKS = """
-    import json, os
-    import torch
-    from torch import nn
-    from cnnzoo.layers.drop_path import StochasticDepth
-    from cnnzoo.registry import ModelInfo, register_model
-    from cnnzoo.training import train
-
-    class DropNet(nn.Module):
-        def __init__(self, *, num_classes=10, in_channels=3):
-            super().__init__()
-            self.conv, self.fc = nn.Conv2d(in_channels, 8, 3, padding=1), nn.Linear(8, num_classes)
-            self.drop, self.gate = nn.Dropout(0.5), StochasticDepth(0.5)
-            self.masks, self.gates = [], []
-
-        def forward(self, x):
-            h = self.conv(x).mean((2, 3))
-            mask = self.drop(torch.ones_like(h))
-            gate = self.gate(torch.ones(1))
-            if self.training:
-                self.masks.append((mask != 0).int().flatten().tolist())
-                self.gates.append(gate.item())
-            return self.fc(h * mask * gate)
-
-    register_model(DropNet, ModelInfo(name="drop_ddp", family="test", paper="(test model)", input_size=(3, 8, 8),
-                                      num_classes=10, params=0, min_size=4, recipe="quick"))
-    result = train("drop_ddp", data="synthetic:70", image_size=8, batch_size=16, recipe="quick", epochs=1,
-                   overrides=["pad_px=0", "schedule=constant", "warmup_epochs=0"], progress=False, log=None,
-                   device="cpu", out=sys.argv[1] + "/run")
-    path = f"{sys.argv[1]}/masks{os.environ['RANK']}.json"
-    with open(path, "w") as f:
-        json.dump({"masks": result.model.masks, "gates": result.model.gates}, f)
-"""
-
-
-def test_ranks_draw_their_own_dropout_masks_and_share_per_batch_draws(tiny, tmp_path):
-    """Bug 4: every rank drew the same dropout masks (one seed for all), so 2 processes x batch b was not
-    1 process x batch 2b for a model with dropout; per-batch draws (stochastic-depth gates) must stay shared."""
-    proc = _torchrun(tiny, MASKS, [str(tmp_path)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"masks{r}.json").read_text()) for r in (0, 1))
-    assert len(r0["masks"]) == len(r1["masks"]) == 4  # 64 training images, 8 per rank and step
-    assert all(a != b for a, b in zip(r0["masks"], r1["masks"])), "per-element masks must differ across ranks"
-    assert r0["gates"] == r1["gates"], "per-batch draws must agree across ranks"
-    assert set(r0["gates"]) <= {0.0, 1.0}
-    kept = sum(map(sum, r0["masks"] + r1["masks"])) / sum(map(len, r0["masks"] + r1["masks"]))
-    assert 0.3 < kept < 0.7  # dropout 0.5 draws

@@ -146,8 +146,10 @@ def test_ensemble_averages_the_members_softmax(runs, tmp_path, capsys):
     assert e["top1"] == pytest.approx(100 * (mean.argmax(1) == y).float().mean().item())
     assert e["top5"] == pytest.approx(100 * (mean.topk(5, 1).indices == y[:, None]).any(1).float().mean().item())
     assert e["loss"] == pytest.approx(torch.nn.functional.nll_loss(mean.log(), y).item(), rel=1e-5)
-    # an ensemble of one network twice is that network
-    assert main(["ensemble", members[0], members[0], "--json", str(tmp_path / "same.json")]) == 0
+    # an ensemble of one network and its copy is that network (the same file twice is refused: test_runs_and_lengths)
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes((runs["resnet"].out / "best.safetensors").read_bytes())
+    assert main(["ensemble", members[0], str(copy), "--json", str(tmp_path / "same.json")]) == 0
     same = _json(tmp_path / "same.json")["ensemble"]
     assert same["top1"] == report["members"][0]["top1"] and same["loss"] == pytest.approx(
         report["members"][0]["loss"], rel=1e-5)

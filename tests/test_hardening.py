@@ -259,7 +259,7 @@ def test_nonfinite_skip_policy_drops_the_step_and_stops_after_many(tmp_path):
     (["train", "resnet20", "--set", "nesterov=maybe"], "bad value 'maybe' for recipe field nesterov"),
     (["train", "resnet20", "--set", "lr=fast"], "bad value 'fast' for recipe field lr (float)"),
     (["train", "resnet20", "--image-size", "4"], "smallest side it accepts is 8"),
-    (["train", "resnet20", "--batch-size", "0"], "batch_size must be positive"),
+    (["train", "resnet20", "--batch-size", "0"], "batch_size must be in [1, 1,000,000], got 0"),
     (["train", "resnet20", "--sync-bn", "--device", "cpu"], "--sync-bn needs CUDA"),
     (["eval", "vgg61", "--weights", "x"], "unknown model 'vgg61'; did you mean vgg19, vgg16"),
     (["predict", "--weights", "nowhere", "a.png"], "no such checkpoint"),

@@ -10,7 +10,7 @@ import pytest
 from cnnzoo.training import train
 from cnnzoo.training.config import configure
 from cnnzoo.training.recipes import RECIPES, resolve_recipe
-from cnnzoo.training.schedules import fit_schedule, lr_at, milestone_steps, warmup_steps
+from cnnzoo.training.schedules import WHOLE_EPOCH_SHIFT, fit_schedule, lr_at, milestone_steps, warmup_steps
 
 
 def _recipe_steps(recipe, spe):
@@ -29,12 +29,13 @@ def test_every_recipe_keeps_its_shape_at_any_length(name, epochs):
         got = [m / total for m in milestone_steps(fitted, spe, total)]
         assert len(got) == len(want)
         floor = 1 / epochs if recipe.milestones_epochs else 0.0  # a milestone in epochs is never before epoch 1
-        for g, w in zip(got, want):  # a milestone lands where it lands in the paper's run (to 1% of the run)
-            assert g == pytest.approx(max(w, floor), abs=0.01), (name, epochs, got, want)
+        for g, w in zip(got, want):  # a milestone lands where it lands in the paper's run (to 2% of the run: it
+            # moves to a whole epoch when that moves it no further)
+            assert g == pytest.approx(max(w, floor), abs=WHOLE_EPOCH_SHIFT), (name, epochs, got, want)
         assert all(m < total for m in milestone_steps(fitted, spe, total)) or name == "fractalnet"
     if recipe.schedule == "step":
         period = round(fitted.step_epochs * spe) / total
-        assert period == pytest.approx(max(recipe.step_epochs * spe / own, 1 / epochs), abs=0.01)
+        assert period == pytest.approx(max(recipe.step_epochs * spe / own, 1 / epochs), abs=WHOLE_EPOCH_SHIFT)
     if recipe.schedule == "plateau":
         assert fitted.plateau_patience_epochs == max(1, round(recipe.plateau_patience_epochs * total / own))
     if warmup_steps(recipe, spe):
@@ -90,8 +91,7 @@ def test_run_prints_and_saves_the_fitted_schedule(tmp_path):
     assert [round(m["lr"], 6) for m in metrics] == [0.1, 0.1, 0.01, 0.001]
 
 
-def test_digits_without_recipe_or_length_use_the_quick_recipe_at_16px():
+def test_digits_without_recipe_use_the_quick_recipe_at_16px():
     config = configure("resnet20")
     assert (config.data, config.recipe.name, config.image_size) == ("digits", "quick", 16)
-    assert configure("resnet20", epochs=3).recipe.name == "resnet_cifar", "a length given: the model's recipe"
     assert configure("resnet20", recipe="resnet_cifar").image_size == 32

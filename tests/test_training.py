@@ -26,7 +26,7 @@ from cnnzoo.data.augment import augment_batch, pad_crop_batch, resample_batch, r
 from cnnzoo.data.cifar import CifarFormatError
 from cnnzoo.data import make_loader
 from cnnzoo.training.schedules import Plateau, lr_at
-from conftest import model_params
+from conftest import profile
 
 ALL = cnnzoo.list_models()
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
@@ -333,9 +333,30 @@ def test_cifar_malicious_pickle_is_refused_and_nothing_runs(tmp_path, capsys):
 # --- the loop -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", model_params(ALL))
-def test_every_model_trains_two_steps_with_its_recipe(name, tmp_path):
-    """Two SGD steps on synthetic data at the smallest input, batch 2, with the model's default recipe."""
+def _behaviour(name: str) -> str:
+    """What the trainer must handle differently for this network."""
+    if cnnzoo.model_info(name).aux_outputs:
+        return "auxiliary heads"  # a tuple of logits in training mode, their losses weighted by the recipe
+    if profile(name).skips_layers:
+        return "layer-skipping"  # parameters of dropped blocks get no gradient in a step
+    if profile(name).conv_head:
+        return "all-conv head"  # no fully connected layer (NiN, SqueezeNet)
+    return "plain classifier"
+
+
+BEHAVIOURS = ("plain classifier", "auxiliary heads", "layer-skipping", "all-conv head")
+CHEAPEST = {}  # behaviour -> the registered network with it that costs least (conftest's estimate)
+for _name in sorted(ALL, key=lambda n: (profile(n).seconds, n)):
+    CHEAPEST.setdefault(_behaviour(_name), _name)
+
+
+@pytest.mark.parametrize("behaviour", [pytest.param(b, id=f"{b}: {CHEAPEST.get(b)}") for b in BEHAVIOURS])
+def test_each_kind_of_network_trains_two_steps_with_its_recipe(behaviour, tmp_path):
+    """Two SGD steps on synthetic data at the smallest input, batch 2, with the network's default recipe: one run per
+    behaviour the trainer handles (fine-tuning: tests/test_finetune.py); every network's forward and backward is
+    tests/test_models.py's."""
+    assert set(CHEAPEST) == set(BEHAVIOURS), CHEAPEST
+    name = CHEAPEST[behaviour]
     info = cnnzoo.model_info(name)
     size = info.test_size
     data = load_data("synthetic:4", image_size=size, num_classes=info.num_classes)
@@ -350,7 +371,19 @@ def test_every_model_trains_two_steps_with_its_recipe(name, tmp_path):
     after = dict(model.named_parameters())
     assert all(torch.isfinite(p).all() for p in after.values())
     changed = sum(not torch.equal(before[k], after[k]) for k in before)
-    assert changed >= len(before) / 2, f"only {changed} of {len(before)} parameter tensors changed"
+    assert changed >= len(before) / 2, f"{name}: only {changed} of {len(before)} parameter tensors changed"
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_trains_two_steps(recipe, tmp_path):
+    """Each recipe's augmentation, schedule and optimizer through the trainer, on ResNet-20 at 8 px (the recipes'
+    networks themselves: the runs above and tests/test_models.py)."""
+    data = load_data("synthetic:4", image_size=8, num_classes=10)
+    result = train("resnet20", data=data, recipe=recipe, image_size=8, batch_size=2, epochs=1, out=tmp_path,
+                   checkpoints=False, **_quiet())
+    row = result.history[0]
+    assert row["train_images"] == 4 and math.isfinite(row["train_loss"]) and row["lr"] > 0
+    assert json.loads((tmp_path / "config.json").read_text())["recipe"]["name"] == recipe
 
 
 METRIC_FIELDS = {"epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "images_per_s",
@@ -372,11 +405,11 @@ def test_cli_train_digits_writes_every_file(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(METRIC_FIELDS <= set(r) for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_FIELDS <= set(summary) and summary["epochs"] == 3 and summary["model"] == "resnet20"
-    assert summary["final_val_top1"] == rows[-1]["val_top1"] and summary["recipe"] == "resnet_cifar"
+    assert summary["final_val_top1"] == rows[-1]["val_top1"] and summary["recipe"] == "quick"  # digits' default
     assert summary["best_val_top1"] == max(r["val_top1"] for r in rows) and summary["skipped_files"] == []
     config = json.loads((out / "config.json").read_text())
-    assert config["recipe"] == {**RECIPES["resnet_cifar"].to_dict()} and config["image_size"] == 8
-    assert Recipe.from_dict(config["recipe"]) == RECIPES["resnet_cifar"]
+    assert config["recipe"] == {**RECIPES["quick"].to_dict()} and config["image_size"] == 8
+    assert Recipe.from_dict(config["recipe"]) == RECIPES["quick"]
     lines = (out / "confusion_matrix.csv").read_text().splitlines()
     assert lines[0].split(",")[1:] == list("0123456789") and len(lines) == 11
     assert sum(int(v) for line in lines[1:] for v in line.split(",")[1:]) == rows[-1]["val_count"] == 359
@@ -527,14 +560,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
 
 
 def test_same_seed_same_weights_and_googlenet_aux_losses(tmp_path):
-    kwargs = dict(data="synthetic:8", image_size=31, epochs=1, batch_size=4, checkpoints=False, **_quiet())
-    a = train("googlenet", out=tmp_path / "a", **kwargs)
-    b = train("googlenet", out=tmp_path / "b", **kwargs)
-    c = train("googlenet", out=tmp_path / "c", seed=1, **kwargs)
+    kwargs = dict(data="synthetic:8", epochs=1, batch_size=4, checkpoints=False, **_quiet())
+    a = train("nin_cifar", out=tmp_path / "a", image_size=8, **kwargs)  # with dropout: random draws in every step
+    b = train("nin_cifar", out=tmp_path / "b", image_size=8, **kwargs)
+    c = train("nin_cifar", out=tmp_path / "c", image_size=8, seed=1, **kwargs)
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
     assert not all(torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
-    no_aux = train("googlenet", out=tmp_path / "d", overrides=["aux_loss_weight=0"], **kwargs)
-    assert a.history[0]["train_loss"] > no_aux.history[0]["train_loss"], "aux heads add 0.3 x their losses"
+    aux = train("googlenet", out=tmp_path / "d", image_size=31, **kwargs)
+    no_aux = train("googlenet", out=tmp_path / "e", image_size=31, overrides=["aux_loss_weight=0"], **kwargs)
+    assert aux.history[0]["train_loss"] > no_aux.history[0]["train_loss"], "aux heads add 0.3 x their losses"
 
 
 def test_bf16_autocast_and_channels_last_on_cpu(tmp_path):

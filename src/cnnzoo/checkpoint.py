@@ -11,12 +11,16 @@ A run directory holds
 Every file is written to a temporary name in the same folder, flushed and fsynced, then renamed over the old one
 with ``os.replace`` (atomic on POSIX and Windows): a crash or kill at any moment leaves the previous file intact.
 Every file is read with safetensors or ``torch.load(weights_only=True)`` (:func:`torch_load`), and every failure is
-one :class:`CheckpointError` naming the file (``WeightsError`` is the same class, under its public name).
+one :class:`CheckpointError` naming the file (``WeightsError`` is the same class, under its public name). The
+metadata read with the weights is checked before anything uses it (:func:`check_metadata`): a side that overflows,
+a standard deviation of 0, a class list that disagrees with the class count or holds a line break is refused in one
+line, never evaluated into NaN.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import pickletools
@@ -32,6 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
+from .data.sources import check_class_names
 from .errors import UserError
 from .files import atomic_write
 
@@ -45,6 +50,9 @@ class CheckpointError(UserError, ValueError):
 
 
 WeightsError = CheckpointError  # the public name (``cnnzoo.WeightsError``)
+
+MAX_SIDE = 65_536  # largest image side (and evaluation resize) metadata may name: beyond it, no image is decoded
+MAX_COUNT = 1 << 24  # largest class or channel count metadata may name (a larger layer overflows what torch sizes)
 
 
 def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
@@ -83,6 +91,71 @@ def read_weights_metadata(path: Path) -> dict[str, Any]:
         return {k: (v if k == "format" else json.loads(v)) for k, v in raw.items()}
     except Exception as exc:  # truncated, garbage header, or metadata that is not JSON
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+
+
+def check_metadata(meta: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """``meta`` (a weights file's metadata or a training state's ``config``) if every field that rebuilds the model
+    and its inputs is usable; else a :class:`CheckpointError` naming ``path`` and the field. Absent or null fields
+    are left to their defaults. Checked: ``model``/``data`` strings, ``model_kwargs`` a mapping, ``num_classes`` and
+    ``in_channels`` in 1..MAX_COUNT, ``image_size`` and ``eval_resize`` in 1..MAX_SIDE (the resize at least the
+    side it is cropped to), ``classes`` distinct one-line names (as many as ``num_classes``), ``mean``/``std`` finite,
+    one per channel, every ``std`` positive, ``val_fraction`` between 0 and 1."""
+    meta = dict(meta)
+
+    def bad(field: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: metadata {field} = {_short(meta[field])}: {why}; not usable")
+
+    def present(field: str) -> bool:
+        return meta.get(field) is not None
+
+    for field in ("model", "data"):
+        if present(field) and not isinstance(meta[field], str):
+            raise bad(field, "not a string")
+    if present("model_kwargs") and not (isinstance(meta["model_kwargs"], Mapping)
+                                        and all(isinstance(k, str) for k in meta["model_kwargs"])):
+        raise bad("model_kwargs", "not a mapping of option names")
+    for field, top in (("num_classes", MAX_COUNT), ("in_channels", MAX_COUNT), ("image_size", MAX_SIDE),
+                       ("eval_resize", MAX_SIDE)):
+        if present(field) and not (_is_int(meta[field]) and 1 <= meta[field] <= top):
+            raise bad(field, f"not a whole number between 1 and {top:,}")
+    if present("image_size") and present("eval_resize") and meta["eval_resize"] < meta["image_size"]:
+        raise bad("eval_resize", f"smaller than the image_size {meta['image_size']} it is cropped to")
+    if present("classes"):
+        classes = meta["classes"]
+        if not isinstance(classes, list) or not classes:
+            raise bad("classes", "not a list of class names")
+        try:
+            check_class_names(classes, f"{path}: metadata classes")
+        except UserError as exc:
+            raise CheckpointError(str(exc)) from None
+        if present("num_classes") and len(classes) != meta["num_classes"]:
+            raise bad("classes", f"{len(classes)} names for num_classes {meta['num_classes']}")
+    for field in ("mean", "std"):
+        if not present(field):
+            continue
+        values = meta[field]
+        if not isinstance(values, list) or not values or not all(_is_number(v) and math.isfinite(v) for v in values):
+            raise bad(field, "not a list of finite numbers")
+        if present("in_channels") and len(values) != meta["in_channels"]:
+            raise bad(field, f"{len(values)} values for {meta['in_channels']} input channels")
+        if field == "std" and min(values) <= 0:
+            raise bad(field, "a standard deviation of 0 or less (normalising by it gives inf/NaN)")
+    if present("val_fraction") and not (_is_number(meta["val_fraction"]) and 0 < meta["val_fraction"] < 1):
+        raise bad("val_fraction", "not between 0 and 1")
+    return meta
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def save_state(path: Path, state: Mapping[str, Any], *, keep_previous: bool = True) -> None:
@@ -193,17 +266,23 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     """Weights and metadata of any checkpoint cnnzoo reads, without running code.
 
     ``.safetensors`` written by the trainer (metadata: the run's model, classes, input pipeline), a training state
-    (``last.pt``: its ``config``), or a plain state dict (``.pt``/``.pth``; no metadata, ``{}``).
+    (``last.pt``: its ``config``), or a plain state dict (``.pt``/``.pth``; no metadata, ``{}``). The metadata is
+    checked (:func:`check_metadata`).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
         meta = read_weights_metadata(path)
-        return read_state_dict(path), (meta if meta.get("format") == WEIGHTS_FORMAT else {})
+        return read_state_dict(path), (check_metadata(meta, path) if meta.get("format") == WEIGHTS_FORMAT else {})
     raw = torch_load(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
-        return read_state_dict(raw["model"]), dict(raw.get("config") or {})
+        config = raw.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise CheckpointError(f"{path}: its config is a {type(config).__name__}, not a mapping")
+        if not isinstance(raw.get("model"), Mapping):
+            raise CheckpointError(f"{path}: holds no model weights (its 'model' is not a state dict)")
+        return read_state_dict(raw["model"]), check_metadata(config, path)
     if not isinstance(raw, Mapping):
         raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
     return read_state_dict(raw), {}

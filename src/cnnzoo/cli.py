@@ -2,7 +2,9 @@
 
 Each subsystem's ``commands`` module exposes ``register(subparsers)``, which adds its subparsers and sets
 ``func=callable(args) -> int`` on each. User mistakes raise :class:`cnnzoo.errors.UserError`; ``main`` prints them as
-one line on stderr and returns 2, never a traceback.
+one line on stderr and returns 2, never a traceback. Anything else that escapes a command (an ``OSError``,
+``ValueError``, ``RuntimeError``, arithmetic or memory error no entry point foresaw) is one line too, exit 1; the full
+traceback is printed instead when the environment sets ``CNNZOO_TRACEBACK=1`` (:data:`TRACEBACK_ENV`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
 from .version import __version__
+
+TRACEBACK_ENV = "CNNZOO_TRACEBACK"  # set to 1: an unexpected error shows its traceback instead of one line
+# what the last-resort handler turns into one line: the failures of the outside world and of numbers (files,
+# devices, memory, values torch refuses), never a KeyboardInterrupt or SystemExit
+UNEXPECTED = (OSError, ValueError, RuntimeError, ArithmeticError, MemoryError)
 
 COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, pictures_commands,
                    exporting_commands)
@@ -206,6 +213,14 @@ def _print_run_report(run_dir) -> None:
         print(f"cnnzoo: warning: no report.html ({exc})", file=sys.stderr)
 
 
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception as one line: its type and its message with line breaks folded, at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -221,11 +236,16 @@ def main(argv: list[str] | None = None) -> int:
                 _print_run_report(args.run_dir)
             return code
     except UserError as exc:
-        print(f"cnnzoo: error: {exc}", file=sys.stderr)
+        print(f"cnnzoo: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever it names
         return 2
     except KeyboardInterrupt:
         print("cnnzoo: interrupted", file=sys.stderr)
         return 130
+    except UNEXPECTED as exc:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        print(f"cnnzoo: error: {one_line(exc)} (set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1
     finally:
         sys.stdout = stdout
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from .errors import UnknownNameError
+from .checkpoint import MAX_COUNT  # the largest class or channel count: beyond it a layer's size overflows
+from .errors import UnknownNameError, UserError
 from .weights import load_weights
 
 
@@ -123,6 +125,10 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {}
 
 
+class ModelArgumentError(UserError, ValueError):
+    """An argument of :func:`create_model` outside its valid range (``num_classes=0``, ``in_channels=0``)."""
+
+
 def register_model(
     builder: Callable[..., nn.Module],
     info: ModelInfo,
@@ -166,6 +172,13 @@ def model_info(name: str) -> ModelInfo:
     return model_entry(name).info
 
 
+def _count_arg(name: str, arg: str, value: Any) -> int:
+    """``value`` as an int if it is a whole number in 1..MAX_COUNT, else one clear line."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_COUNT:
+        raise ModelArgumentError(f"{name}: {arg} must be a whole number between 1 and {MAX_COUNT:,}, got {value!r}")
+    return int(value)
+
+
 def create_model(
     name: str,
     *,
@@ -182,14 +195,16 @@ def create_model(
         weights: a path (``.safetensors``, or a ``.pth``/``.pt`` read with ``weights_only=True``) or a state dict;
             either a cnnzoo checkpoint or, for torchvision-compatible variants, a torchvision state dict.
         overrides: keyword options of the family's class (e.g. ``drop_path_rate``, ``dropout``).
+
+    ``num_classes`` or ``in_channels`` that is not a whole number in 1..``MAX_COUNT`` is a
+    :class:`ModelArgumentError` (a ``ValueError``, shown by the command line as one line).
     """
     entry = model_entry(name)
+    num_classes = entry.info.num_classes if num_classes is None else num_classes
+    num_classes = _count_arg(name, "num_classes", num_classes)
+    in_channels = _count_arg(name, "in_channels", in_channels)
     kwargs = {**entry.kwargs, **overrides}
-    model = entry.builder(
-        num_classes=entry.info.num_classes if num_classes is None else num_classes,
-        in_channels=in_channels,
-        **kwargs,
-    )
+    model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     if weights is not None:
         load_weights(model, weights, torchvision_key_map=entry.torchvision_key_map, name=name)
     return model

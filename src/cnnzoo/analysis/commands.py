@@ -14,6 +14,7 @@ from .options import DTYPES, OPTIMIZERS, parse_dtype, parse_input_size
 from .receptive_field import stacked
 
 FORMATS = ("table", "lecture", "markdown", "csv", "json")
+MAX_DEMO_CHANNELS = 1_000_000  # 49 C^2 weights stay far inside torch's 64-bit sizes
 
 
 def _input_size(text: str | None, name: str) -> tuple[int, ...] | None:
@@ -35,6 +36,11 @@ def _run(name: str, **kwargs: object):
         return analyze(name, **kwargs)  # type: ignore[arg-type]
     except AnalysisError as exc:
         raise UserError(str(exc)) from None
+    except (RuntimeError, ValueError, TypeError) as exc:  # shapes past torch's 64-bit sizes ("overflow" in its message)
+        if "overflow" not in str(exc).lower():
+            raise
+        raise UserError(f"{name}: --input and --batch-size give tensors larger than torch can describe (more than "
+                        "2**63 bytes); use smaller ones") from None
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -52,8 +58,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_rf(args: argparse.Namespace) -> int:
     if not args.names:
-        if args.channels < 1:
-            raise UserError(f"--channels must be >= 1, got {args.channels}")
+        if not 1 <= args.channels <= MAX_DEMO_CHANNELS:
+            raise UserError(f"--channels must be in [1, {MAX_DEMO_CHANNELS:,}], got {args.channels}")
         print(_stacked_demo(args.channels))
         return 0
     for name in args.names:
@@ -72,9 +78,9 @@ def _cmd_rf(args: argparse.Namespace) -> int:
 
 def _stacked_demo(channels: int) -> str:
     """The lecture's point, computed: three stacked 3x3 stride-1 convs see 7x7 with 27C^2 weights; one 7x7, 49C^2."""
-    c = channels
-    three = nn.Sequential(*[nn.Conv2d(c, c, 3, padding=1, bias=False) for _ in range(3)])
-    one = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, bias=False))
+    c = channels  # the layers are built on the meta device: shapes only, no weights allocated
+    three = nn.Sequential(*[nn.Conv2d(c, c, 3, padding=1, bias=False, device="meta") for _ in range(3)])
+    one = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, bias=False, device="meta"))
     lines = [f"Receptive field of stacked convolutions (C = {c} channels in and out, stride 1, no bias):", ""]
     for label, net, formula in (("3 x CONV3", three, f"3*(3*3*C*C) = 27C^2 = 27*{c}^2"),
                                 ("1 x CONV7", one, f"7*7*C*C = 49C^2 = 49*{c}^2")):  # fmt: skip

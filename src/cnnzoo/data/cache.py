@@ -19,7 +19,10 @@ What is stored, per split, at the resolution the run needs and no more:
 ``$CNNZOO_CACHE_DIR`` (default ``~/.cache/cnnzoo``) keyed by the file list, every file's size and modification time and
 the stored resolution: a second run on the same folder reads them back instead of decoding, and a changed, added or
 removed file gives another key. A file that fails to decode is skipped, warned about and listed in
-``skipped_files`` (the cache remembers it). ``off``, or a folder over the budget, keeps the streaming loader.
+``skipped_files`` (the cache remembers it). A cache folder that is damaged or of another layout (a ``meta.json``
+without its keys, arrays that disagree) is decoded again and replaced; a cache root that cannot be written
+(``$CNNZOO_CACHE_DIR`` naming a file, a read-only folder) is one warning and the run goes on from memory. ``off``,
+or a folder over the budget, keeps the streaming loader.
 """
 
 from __future__ import annotations
@@ -89,15 +92,17 @@ def hold_folder(
     if mode == "auto" and not fits:
         return replace(data, held="streamed"), train_geo, eval_geo
     key = cache_key(data, side, eval_geo)
-    folder = Path(cache_root or default_cache_dir()) / key
-    stored = _read(folder) if mode != "memory" else None
+    root = Path(cache_root or default_cache_dir())
+    folder = root / key
+    stored = _read(folder, data.in_channels) if mode != "memory" else None
     held = "cache" if stored is not None else "resident"
     if stored is None:
         t0 = time.perf_counter()
         stored = _decode_all(data, train_geo, side, eval_geo, threads=threads, progress=progress)
         slow = time.perf_counter() - t0 > AUTO_DISK_SECONDS
         if mode == "disk" or (mode == "auto" and slow and _disk_free(folder) > 4 * need):
-            _write(folder, stored)
+            if usable_cache_dir(root) is not None:
+                _write(folder, stored, data.in_channels)
     train, val, skipped = stored
     for path in skipped:
         if path not in data.skipped_files:
@@ -171,19 +176,35 @@ def _view(img: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return resize_center_crop(img, geo).round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
-def _read(folder: Path) -> tuple[TensorSource, TensorSource, list[str]] | None:
+def _read(folder: Path, channels: int) -> tuple[TensorSource, TensorSource, list[str]] | None:
+    """The stored splits, or None for a folder that is absent, partial, damaged or of another layout (a
+    ``meta.json`` without its keys, arrays that disagree with each other): such a folder is decoded again and
+    replaced."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
-        splits = [TensorSource(torch.from_numpy(np.load(folder / f"{s}_images.npy")),
-                               torch.from_numpy(np.load(folder / f"{s}_labels.npy"))) for s in ("train", "val")]
-    except (OSError, ValueError, KeyError):
-        return None  # absent, partial or damaged: decode again
-    return splits[0], splits[1], list(meta["skipped_files"])
+        if not isinstance(meta, dict) or meta.get("version") != _VERSION:
+            return None
+        skipped = meta["skipped_files"]
+        if not isinstance(skipped, list) or not all(isinstance(p, str) for p in skipped):
+            return None
+        splits = [TensorSource(torch.from_numpy(np.load(folder / f"{s}_images.npy", allow_pickle=False)),
+                               torch.from_numpy(np.load(folder / f"{s}_labels.npy", allow_pickle=False)))
+                  for s in ("train", "val")]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for split in splits:
+        images, labels = split.images, split.labels
+        if (images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != channels
+                or labels.dtype != torch.int64 or labels.ndim != 1 or len(labels) != len(images)):
+            return None
+    return splits[0], splits[1], list(skipped)
 
 
-def _write(folder: Path, stored: tuple[TensorSource, TensorSource, list[str]]) -> None:
-    """All files into a temporary sibling, then one rename: a cache folder is complete or absent."""
+def _write(folder: Path, stored: tuple[TensorSource, TensorSource, list[str]], channels: int) -> None:
+    """All files into a temporary sibling, then one rename: a cache folder is complete or absent. A stale folder
+    under the same key (damaged, or of an older layout) is replaced."""
     train, val, skipped = stored
+    tmp = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -191,14 +212,41 @@ def _write(folder: Path, stored: tuple[TensorSource, TensorSource, list[str]]) -
             np.save(tmp / f"{name}_images.npy", source.images.numpy())
             np.save(tmp / f"{name}_labels.npy", source.labels.numpy())
         (tmp / "meta.json").write_text(json.dumps({"version": _VERSION, "skipped_files": skipped}))
-        if folder.exists():  # another run wrote the same key meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
+        if folder.exists():
+            if _read(folder, channels) is not None:  # another run wrote the same key meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            stale = folder.with_name(f".{folder.name}-stale-{os.getpid()}")
+            os.replace(folder, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, folder)
-    except OSError as exc:  # a read-only or full cache disk: train from memory, say so once
+    except OSError as exc:  # a full cache disk (usable_cache_dir saw the rest): train from memory, say so once
         warnings.warn(f"cannot write the image cache {folder} ({exc.strerror or exc}); decoding again next run",
                       stacklevel=3)
-        shutil.rmtree(tmp, ignore_errors=True) if "tmp" in locals() else None
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def usable_cache_dir(root: str | Path | None = None) -> Path | None:
+    """``root`` (default: :func:`default_cache_dir`) if files can be kept there: a folder that exists or can be
+    created, and takes a file. Otherwise (``$CNNZOO_CACHE_DIR`` naming a file, a read-only folder) one warning and
+    None: the caller runs without the cache, and never says it cached."""
+    root = Path(root) if root is not None else default_cache_dir()
+    env = os.environ.get("CNNZOO_CACHE_DIR")
+    named = " ($CNNZOO_CACHE_DIR)" if env and Path(env) == root else ""
+    if root.exists() and not root.is_dir():
+        why = "is a file, not a folder"
+    else:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=root)
+            os.close(fd)
+            os.unlink(probe)
+            return root
+        except OSError as exc:
+            why = f"cannot write there ({exc.strerror or exc})"
+    warnings.warn(f"cache folder {root}{named} {why}; running without the cache", stacklevel=2)
+    return None
 
 
 def _disk_free(folder: Path) -> int:
@@ -211,4 +259,5 @@ def _disk_free(folder: Path) -> int:
         return 0
 
 
-__all__ = ["CACHE_MODES", "cache_key", "free_memory", "hold_folder", "stored_side"]
+__all__ = ["CACHE_MODES", "cache_key", "default_cache_dir", "free_memory", "hold_folder", "stored_side",
+           "usable_cache_dir"]

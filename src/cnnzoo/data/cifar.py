@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .sources import Data, TensorSource, channel_stats, to_channels
+from .sources import Data, TensorSource, channel_stats, check_class_names, to_channels
 
 LAYOUTS = {  # folder name, train files, test file, meta file, label key, label-names key
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
@@ -112,12 +112,21 @@ def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, list[int
 
 
 def _class_names(path: Path, names_key: str, count: int) -> tuple[str, ...]:
+    """The class names of the meta file, one per label ``0..count - 1``: a list of another length is refused (fewer
+    names would leave labels without a class, more would give the network outputs no label ever trains)."""
     if not path.is_file():
         return tuple(str(i) for i in range(count))
     names = read_batch(path).get(names_key)
     if not isinstance(names, list) or not all(isinstance(n, (str, bytes)) for n in names):
         raise CifarFormatError(f"{path}: {names_key!r} must be a list of strings")
-    return tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
+    if len(names) != count:
+        raise CifarFormatError(f"{path}: {names_key!r} lists {len(names)} class names; the labels are 0..{count - 1} "
+                               f"({count} classes)")
+    names = [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
+    try:
+        return check_class_names(names, f"{path}: {names_key!r}")
+    except UserError as exc:
+        raise CifarFormatError(str(exc)) from None
 
 
 def find_root(kind: str, path: str | Path) -> Path:

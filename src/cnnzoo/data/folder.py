@@ -126,9 +126,11 @@ def _scan(root: Path, classes: list[str], skipped: list[str]) -> FileSource:
             continue
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-                continue  # .DS_Store, ._name.jpg (AppleDouble), .git/
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue  # .DS_Store, ._name.jpg (AppleDouble), .git/, notes.txt
+            if not path.is_file():
+                if path.is_symlink():  # a link to nothing (or a loop): an image that is not there
+                    skipped.append(str(path))
                 continue
             try:
                 with open_image(path) as im:  # reads the header only
@@ -147,8 +149,10 @@ def decode_image_file(path: str, channels: int, min_side: int | None = None) -> 
     ``min_side``: the image will be downscaled to this short side, so a JPEG may be decoded at 1/2, 1/4 or 1/8 of
     its size (PIL's draft mode, DCT scaling) as long as its short side stays at least ``min_side``.
 
-    PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16/32-bit grayscale keeps its high byte
-    (PIL would saturate it). torchvision.io's decoders are deprecated as of torchvision 0.29, so they are not used.
+    PIL's conversions cover L, LA, P (palette), RGBA, CMYK, YCbCr; 16-bit, 32-bit integer and 32-bit float
+    grayscale are scaled by their white level (:func:`_wide_gray`; PIL would saturate them), or refused with a line
+    where the values say no white level. torchvision.io's decoders are deprecated as of torchvision 0.29, so they are
+    not used.
     """
     from torchvision.transforms.functional import pil_to_tensor
 
@@ -158,14 +162,45 @@ def decode_image_file(path: str, channels: int, min_side: int | None = None) -> 
                 scale = min_side / min(im.size)
                 im.draft("RGB" if channels == 3 else "L", tuple(math.ceil(v * scale) for v in im.size))
             im = ImageOps.exif_transpose(im)
-            if im.mode.startswith("I"):  # I;16, I;16B, I (32-bit): scale 0..65535 to 0..255
-                pixels = np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8
-                img = torch.from_numpy(pixels.astype(np.uint8))[None]
+            if im.mode in ("I", "F") or im.mode.startswith("I;"):
+                img = torch.from_numpy(_wide_gray(np.asarray(im), im.mode))[None]
             else:
                 img = pil_to_tensor(im.convert("RGB" if channels == 3 else "L"))
+    except _NoWhiteLevel as exc:
+        raise UserError(f"{path}: {exc}") from None
     except Exception as exc:  # truncated data, unsupported mode, bomb
         raise UserError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return to_channels(img, channels)
+
+
+class _NoWhiteLevel(ValueError):
+    """A wide grayscale image whose values do not say what white is."""
+
+
+def _wide_gray(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 (H, W) of a 16-bit, 32-bit integer or 32-bit float grayscale image, scaled by its white level.
+
+    PIL's own conversion to 8 bits saturates them (a float image of 0..1, TIFF's usual scale, becomes black), so:
+    ``I;16*`` is 0..65535 (the high byte is kept); a float image (``F``) is 0..1 (x255) or, holding values above 1,
+    0..255; a 32-bit integer image (``I``, which no format defines the white of) is 0..255 when its values fit, else
+    0..65535. NaN, infinity, negative values or values beyond those scales are refused: no white level fits.
+    """
+    if mode.startswith("I;"):  # I;16, I;16B, I;16L, I;16N
+        return (np.asarray(pixels, dtype=np.uint32) >> 8).astype(np.uint8)
+    values = np.asarray(pixels, dtype=np.float64)
+    kind = "float" if mode == "F" else "integer"
+    if values.size == 0 or not np.isfinite(values).all():
+        raise _NoWhiteLevel(f"a 32-bit {kind} image holding NaN or infinity; cannot decode it")
+    low, high = float(values.min()), float(values.max())
+    tops = (1.0, 255.0) if mode == "F" else (255.0, 65535.0)
+    top = next((t for t in tops if high <= t), None)
+    if low < 0 or top is None:
+        raise _NoWhiteLevel(f"a 32-bit {kind} image with values {low:g} to {high:g}: no known white level "
+                            f"(expected {' or '.join(f'0..{t:g}' for t in tops)}); save it as 8- or 16-bit")
+    if top == 65535.0:  # as the 16-bit modes: the high byte
+        return (values.astype(np.uint32) >> 8).astype(np.uint8)
+    scale = 255.0 / top
+    return np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
 
 
 class FolderDataset(Dataset):

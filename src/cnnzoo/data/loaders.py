@@ -7,9 +7,10 @@ shard the permutation for data-parallel training: each rank takes every ``world_
 remainder is dropped with the last partial batch); validation pads nothing, so every sample is counted exactly once.
 
 Image files that fail to decode (truncated data) are dropped from their batch and listed in ``loader.skipped``,
-with a warning the first time; a batch in which no file decodes comes back with its blank images and no labels.
-A streamed folder's JPEGs are decoded by PIL in the workers, or with ``decode="gpu"`` by nvJPEG on the device
-(``gpu_decode``), giving the same view of each sample.
+with a warning the first time (``announce_skipped=False``: listed only, for a caller that reports each file itself,
+so that no file is reported twice); a batch in which no file decodes comes back with its blank images and no
+labels. A streamed folder's JPEGs are decoded by PIL in the workers, or with ``decode="gpu"`` by nvJPEG on the
+device (``gpu_decode``), giving the same view of each sample.
 """
 
 from __future__ import annotations
@@ -136,11 +137,11 @@ class FolderLoader(Loader):
     and cropped on the device); lighting and normalisation on the device."""
 
     def __init__(self, source: FileSource, *, channels: int, workers: int | None = None, cores: int | None = None,
-                 decode: str = "cpu", **kwargs) -> None:
+                 decode: str = "cpu", announce_skipped: bool = True, **kwargs) -> None:
         super().__init__(len(source), **kwargs)
         kind = EncodedFiles if decode == "gpu" else FolderDataset
         self.dataset = kind(source, self.geo, channels=channels, train=self.train, seed=self.seed)
-        self.channels, self.decode = channels, decode
+        self.channels, self.decode, self.announce_skipped = channels, decode, announce_skipped
         self.workers = loader_workers(workers, cores=cores, batches=len(self))
         self.sampler = _Items()
         self.loader: DataLoader | None = None
@@ -186,7 +187,8 @@ class FolderLoader(Loader):
             path = self.dataset.source.paths[index]
             if path not in self.skipped:
                 self.skipped.append(path)
-                warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
+                if self.announce_skipped:
+                    warnings.warn(f"skipped {path}: cannot decode this image", stacklevel=2)
         if bool(bad.all()):  # nothing readable: blank images and no labels (the trainer learns nothing from it)
             return x, y[:0]
         return x[~bad], y[~bad]
@@ -206,11 +208,14 @@ class _Items:
 
 
 def make_loader(data: Data, split: str, *, geo: Geometry, workers: int | None = None, cores: int | None = None,
-                decode: str = "cpu", **kwargs) -> Loader:
-    """``workers``/``cores``: an image folder's decoding processes (see ``loader_workers``; default: the cores');
-    ``decode``: a streamed folder's JPEGs decoded by PIL (``cpu``) or by nvJPEG on the device (``gpu``)."""
+                decode: str = "cpu", announce_skipped: bool = True, **kwargs) -> Loader:
+    """The loader of ``data``'s ``split``. An image folder's: ``workers``/``cores``, its decoding processes (see
+    ``loader_workers``; default: the cores'); ``decode``, its JPEGs decoded by PIL (``cpu``) or by nvJPEG on the
+    device (``gpu``); ``announce_skipped``, warn about each file that fails to decode (False: only list it in
+    ``loader.skipped``, for a caller that reports each file itself)."""
     source = data.train if split == "train" else data.val
     common = dict(train=split == "train", geo=geo, mean=data.mean, std=data.std, **kwargs)
     if isinstance(source, TensorSource):
         return ResidentLoader(source, **common)
-    return FolderLoader(source, channels=data.in_channels, workers=workers, cores=cores, decode=decode, **common)
+    return FolderLoader(source, channels=data.in_channels, workers=workers, cores=cores, decode=decode,
+                        announce_skipped=announce_skipped, **common)

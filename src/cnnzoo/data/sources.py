@@ -8,6 +8,7 @@ a fixed seed (``split_seed``), independent of the run's seed.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..errors import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, what PIL's convert("L") uses
+# line breaks, tabs, escapes, and the bytes of a file name that are not UTF-8: what a one-line name cannot hold
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass
@@ -154,8 +157,26 @@ def warn_skipped(skipped: list[str]) -> None:
         warnings.warn(f"skipped {len(skipped)} unreadable files: {shown}", stacklevel=2)
 
 
+def check_class_names(names: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """``names`` if every one is a non-empty string without control characters (a line break would split a
+    printed line of ``predict`` or the confusion matrix) and none repeats; else a one-line error naming ``where``."""
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{where}: class name {name!r} is not a non-empty string")
+        if _UNPRINTABLE.search(name):
+            raise UserError(f"{where}: class name {ascii(name)} holds a line break, another control character or "
+                            "bytes that are not UTF-8; rename it")
+    seen: set[str] = set()
+    twice = [n for n in names if n in seen or seen.add(n)]
+    if twice:
+        raise UserError(f"{where}: class name {twice[0]!r} appears more than once")
+    return tuple(names)
+
+
 def class_folder_names(root: Path) -> list[str]:
-    """Sorted class folders under ``root``; hidden folders (``.git``, ``.ipynb_checkpoints``) are not classes."""
+    """Sorted class folders under ``root``; hidden folders (``.git``, ``.ipynb_checkpoints``) are not classes. A
+    folder name with a line break (or another control character) is refused: it could not be printed as a class."""
     if not root.is_dir():
         raise UserError(f"{root}: no such folder")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return list(check_class_names(names, str(root)))

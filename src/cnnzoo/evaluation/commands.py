@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -69,8 +70,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
+    if args.json not in (None, "-"):
+        check_new_file(Path(args.json), overwrite=args.overwrite, flag="--json")  # before the long evaluation
     r = ensemble(args.members, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
                  device=args.device, amp=args.amp, workers=args.workers, val_fraction=args.val_fraction)
+    if args.json is None:  # beside the runs, under a name no file has
+        args.json = str(claim_new_file(default_report_folder(args.members), "ensemble", ".json"))
     out = sys.stdout if args.json != "-" else sys.stderr
     e = r["ensemble"]
     label = f"ensemble of {len(r['members'])} (mean softmax)"
@@ -84,8 +89,39 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     print(f"ensemble error: top-1 {_pct(e['top1_error'])}, top-5 {_pct(e['top5_error'])}", file=out)
     write_report(args.json, r)
     if args.json != "-":
-        print(f"-> {args.json}", file=out)
+        print(f"report -> {args.json}", file=out)
     return 0
+
+
+def check_new_file(path: Path, *, overwrite: bool, flag: str) -> None:
+    """Refuse to replace an existing file without ``--overwrite`` (a device, a FIFO... is written through)."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; name a file")
+    if path.is_file() and not overwrite:
+        raise UserError(f"{flag} {path}: exists; pass --overwrite to replace it, or name another file")
+
+
+def default_report_folder(members: list[str]) -> Path:
+    """Where ``ensemble`` writes its report by default: the folder that holds the members' run folders (``runs/``
+    for ``runs/a runs/b/best.safetensors``) when they share one, else the current directory."""
+    parents = {(Path(m).expanduser() if Path(m).expanduser().is_dir() else Path(m).expanduser().parent).parent
+               for m in members}
+    return parents.pop() if len(parents) == 1 else Path(".")
+
+
+def claim_new_file(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem-2.suffix``, ``-3``...: the first name no file has, created empty here so that
+    no other process takes it (the report is then written over this process's own empty file)."""
+    for n in range(1, 10_000):
+        path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot write the report in {folder} ({exc.strerror}); pass --json PATH") from None
+    raise UserError(f"{folder}: {stem}{suffix} to {stem}-9999{suffix} all exist; pass --json PATH")
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -124,8 +160,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("members", nargs="+", metavar="CKPT_OR_RUN", help="run directories or checkpoint files")
     _common(p)
-    p.add_argument("--json", metavar="PATH", default="ensemble.json",
-                   help="where to write the report (default ensemble.json; - for stdout)")
+    p.add_argument("--json", metavar="PATH",
+                   help="where to write the report (- for stdout; default: ensemble.json beside the runs, i.e. in "
+                   "the folder holding the members' run folders when they share one, else here; -2, -3... when it "
+                   "exists)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file --json names if it exists")
     p.set_defaults(func=_cmd_ensemble)
 
     p = sub.add_parser(

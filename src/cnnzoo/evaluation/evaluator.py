@@ -23,7 +23,7 @@ from ..data.sources import IMAGE_EXTENSIONS
 from ..device import amp_dtype_for, resolve_device
 from ..errors import UserError
 from ..metrics import classification_metrics
-from .trained import Trained, eval_data, load_trained
+from .trained import Trained, eval_data, load_trained, resolve_checkpoint
 from .tta import TTA_MODES, TestTimeAugmentation
 
 
@@ -156,6 +156,7 @@ def ensemble(
     """Each member's and the softmax-averaged ensemble's metrics on ``data`` (default: the first member's data)."""
     if len(members) < 2:
         raise UserError("ensemble: give at least two checkpoints or run directories")
+    check_distinct(members)
     device, amp_dtype = _setup(device, amp, batch_size)
     nets = [load_trained(m, device=device) for m in members]
     check_same_classes(nets)
@@ -188,6 +189,18 @@ def ensemble(
 
 
 _KEYS = ("count", "top1", "top5", "top1_error", "top5_error", "loss")
+
+
+def check_distinct(members: Sequence[str | Path]) -> None:
+    """Refuse a member named twice (``runs/a runs/a``, or ``runs/a runs/a/best.safetensors``): it would count twice
+    in the average while the report lists an ensemble of distinct networks."""
+    seen: dict[tuple[int, int], str | Path] = {}
+    for member in members:
+        stat = resolve_checkpoint(member).stat()
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            raise UserError(f"ensemble: {seen[key]} and {member} are the same checkpoint; name each member once")
+        seen[key] = member
 
 
 def image_paths(items: Sequence[str | Path]) -> list[str]:
@@ -258,4 +271,5 @@ def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int,
     return results
 
 
-__all__ = ["check_same_classes", "ensemble", "evaluate_checkpoint", "image_paths", "predict", "top_k_of_images"]
+__all__ = ["check_distinct", "check_same_classes", "ensemble", "evaluate_checkpoint", "image_paths", "predict",
+           "top_k_of_images"]

@@ -86,8 +86,14 @@ def load_trained(
     classes = tuple(meta["classes"]) if meta.get("classes") else None
     num_classes = len(classes) if classes else int(meta.get("num_classes") or info.num_classes)
     in_channels = int(meta.get("in_channels") or info.input_size[0])
-    image_size = int(meta.get("image_size") or info.input_size[1])
+    image_size = _side(meta, "image_size", path) or info.input_size[1]
+    if image_size < info.test_size:
+        raise CheckpointError(f"{path}: its metadata's image_size {image_size} is below the smallest side {name} "
+                              f"accepts ({info.test_size})")
     default_resize = round(image_size * 256 / 224) if image_size >= 64 else image_size  # ImageNet: 256 -> 224
+    eval_resize = _side(meta, "eval_resize", path) or default_resize
+    if eval_resize < image_size:
+        raise CheckpointError(f"{path}: its metadata's eval_resize {eval_resize} is below its image_size {image_size}")
     mean = tuple(meta.get("mean") or (IMAGENET_MEAN if in_channels == 3 else (0.449,)))
     std = tuple(meta.get("std") or (IMAGENET_STD if in_channels == 3 else (0.226,)))
     try:  # a torchvision state dict is mapped for the torchvision-compatible variants
@@ -99,9 +105,22 @@ def load_trained(
     if bad:  # never evaluated: every prediction would be NaN (or a fixed class)
         raise CheckpointError(f"{path}: {len(bad)} tensors hold inf/NaN (first {bad[0]}): not usable weights")
     return Trained(path=path, name=name, net=net.to(device).eval(), classes=classes, num_classes=num_classes,
-                   in_channels=in_channels, image_size=image_size,
-                   eval_resize=int(meta.get("eval_resize") or default_resize), mean=mean, std=std,
+                   in_channels=in_channels, image_size=image_size, eval_resize=eval_resize, mean=mean, std=std,
                    data=meta.get("data"), val_fraction=float(meta.get("val_fraction") or 0.2))
+
+
+MAX_SIDE = 2**20  # an image side past this is no image's: its tensors' sizes would overflow
+
+
+def _side(meta: dict[str, Any], key: str, path: Path) -> int | None:
+    """An image side from a checkpoint's metadata (None when absent), refused in one line when it is not one."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
+        raise CheckpointError(f"{path}: its metadata's {key} {value!r} is not an image side (1 to {MAX_SIDE:,} "
+                              "pixels)")
+    return value
 
 
 def _read_usable(given: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:

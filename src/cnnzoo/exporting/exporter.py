@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import files
 from ..errors import UserError
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..evaluation.trained import load_trained
@@ -124,7 +125,12 @@ def _batch_dim(batch: str | int) -> int | None:
 def _export_pt2(source: Source, example: torch.Tensor, fixed: int | None, out: Path) -> tuple[str, str]:
     dims = None if fixed else ({0: torch.export.Dim("batch", min=1, max=65536)},)
     program = torch.export.export(source.net, (example,), dynamic_shapes=dims)
-    torch.export.save(program, out, extra_files={PT2_METADATA: _json(metadata(source, "torch.export"))})
+    # into memory first: torch's archive writer aborts the whole process when the disk fills up under it; a Python
+    # write fails with an OSError, reported in one line
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={PT2_METADATA: _json(metadata(source, "torch.export"))})
+    with open(out, "wb") as f:
+        f.write(buffer.getbuffer())
     return "torch.export", ""
 
 
@@ -177,8 +183,10 @@ def export(
 
     Writes ``out`` (default: ``<run dir>/<model>.<format>`` for a run, ``./<model>.<format>`` otherwise), loads it
     (onnxruntime / ``torch.export.load``), and compares it with PyTorch at two batch sizes (1 and 3 for a dynamic
-    batch; the fixed size twice otherwise). Beyond :data:`RTOL` relative the file is renamed ``<out>.unverified``
-    and :class:`VerificationError` is raised.
+    batch; the fixed size twice otherwise). The file is written and verified beside ``out`` (a temporary name in
+    the same folder) and only then put in place (:class:`cnnzoo.files.Replacement`): a failure, a full disk or a
+    kill leaves the previous ``out`` or nothing, never a partial file. Beyond :data:`RTOL` relative the new file is
+    kept as ``<out>.unverified`` (``out`` itself unchanged) and :class:`VerificationError` is raised.
     """
     if format not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -196,26 +204,48 @@ def export(
     out = Path(out).expanduser()
     if out.parent and not out.parent.is_dir():
         raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    example = torch.randn(fixed or 2, *source.input_size, generator=torch.Generator().manual_seed(1))
-    if format == "onnx":
-        used, note = export_onnx(source.net, source.name, example, fixed, opset, exporter, out,
-                                 lambda used: metadata(source, used))
-    else:
-        if opset is not None:
-            raise UserError("--opset applies to --format onnx only")
-        used, note = _export_pt2(source, example, fixed, out)
-    sizes = (1, 3) if fixed is None else (fixed, fixed)
-    abs_diff, rel_diff, agreement = verify(source, out, format, sizes)
-    result = ExportResult(out, format, used, metadata(source, used), sizes, abs_diff, rel_diff, agreement,
-                          time.perf_counter() - start, note)
-    stale = out.with_name(out.name + ".unverified")
-    if not result.verified:
-        os.replace(out, stale)
-        raise VerificationError(f"{out}: differs from PyTorch by {rel_diff:.2e} relative (max abs {abs_diff:.3g}, "
-                                f"top-1 agreement {100 * agreement:.1f}%), beyond {RTOL:g}; kept as {stale}",
-                                dataclasses.replace(result, path=stale))
+    # written and verified beside ``out``, then put in place
+    with files.Replacement(out, keep_suffix=True) as staged:
+        if not staged.target.through:
+            files.clean_stale_temps(staged.tmp.parent)  # an earlier export a kill interrupted
+        result = _write_and_verify(source, format, fixed, opset, exporter, staged.tmp, out, start)
+        beside = staged.tmp if staged.target.through else out  # a device or a FIFO: nothing goes beside it
+        stale = beside.with_name(beside.name + ".unverified")
+        if not result.verified:
+            staged.keep_as(stale)
+            raise VerificationError(f"{out}: differs from PyTorch by {result.max_rel_diff:.2e} relative (max abs "
+                                    f"{result.max_abs_diff:.3g}, top-1 agreement {100 * result.top1_agreement:.1f}%), "
+                                    f"beyond {RTOL:g}; kept as {stale}{_left(staged)}",
+                                    dataclasses.replace(result, path=stale))
+        staged.commit()
     stale.unlink(missing_ok=True)
     return result
+
+
+def _write_and_verify(source: Source, format: str, fixed: int | None, opset: int | None, exporter: str, path: Path,
+                      out: Path, start: float) -> ExportResult:
+    """Export ``source`` to ``path`` (the temporary file of ``out``) and compare the written file with PyTorch; a
+    failed write is one line naming ``out``."""
+    example = torch.randn(fixed or 2, *source.input_size, generator=torch.Generator().manual_seed(1))
+    try:
+        if format == "onnx":
+            used, note = export_onnx(source.net, source.name, example, fixed, opset, exporter, path,
+                                     lambda used: metadata(source, used))
+        else:
+            if opset is not None:
+                raise UserError("--opset applies to --format onnx only")
+            used, note = _export_pt2(source, example, fixed, path)
+    except OSError as exc:  # a full disk, a folder that went away: nothing reached the target
+        raise files.write_error(out, exc, kept="nothing was replaced") from None
+    sizes = (1, 3) if fixed is None else (fixed, fixed)
+    abs_diff, rel_diff, agreement = verify(source, path, format, sizes)
+    return ExportResult(out, format, used, metadata(source, used), sizes, abs_diff, rel_diff, agreement,
+                        time.perf_counter() - start, note)
+
+
+def _left(staged: files.Replacement) -> str:
+    """What the target holds after a failed verification (the previous file is never replaced by a bad one)."""
+    return f"; {staged.path} is unchanged" if staged.target.exists and not staged.target.through else ""
 
 
 def _refuse_mode(model_or_run: str | Path, weights: str | Path | None, mode: str) -> None:

@@ -94,7 +94,8 @@ def _opset_error(exc: Exception, opset: int | None) -> UserError | None:
 def export_onnx(net: nn.Module, name: str, example: torch.Tensor, fixed: int | None, opset: int | None,
                 exporter: str, out: Path, metadata: Callable[[str], dict[str, Any]]) -> tuple[str, str]:
     """Write ``net`` (eval mode) to ``out``; ``fixed``: the batch size, None for a dynamic one; ``metadata(used)``:
-    what to embed, given the exporter used. Returns the exporter used and why the TorchScript one was ("" if not)."""
+    what to embed, given the exporter used. Returns the exporter used and why the TorchScript one was ("" if not).
+    A failure to write the file (``OSError``) propagates as it is, for the caller to name its target."""
     require("onnx", "onnxruntime", "onnxscript")
     if opset is not None and opset < MIN_OPSET:
         raise UserError(f"--opset {opset}: too old; the exporters write opset {MIN_OPSET} or newer "
@@ -103,6 +104,8 @@ def export_onnx(net: nn.Module, name: str, example: torch.Tensor, fixed: int | N
         try:
             _onnx_dynamo(net, example, fixed, opset, out, metadata("dynamo"))
             return "dynamo", ""
+        except OSError:  # writing the file failed (a full disk): the other exporter would fail the same way
+            raise
         except _OpsetNotReached as exc:
             if exporter == "dynamo":
                 raise UserError(f"--opset {opset}: {exc}; try --exporter auto") from None
@@ -115,6 +118,8 @@ def export_onnx(net: nn.Module, name: str, example: torch.Tensor, fixed: int | N
         note = ""  # asked for by name
     try:
         _onnx_torchscript(net, example, fixed, opset, out, metadata("torchscript"))
+    except OSError:  # writing the file failed: the caller names the target
+        raise
     except Exception as exc:
         raise (_opset_error(exc, opset) or UserError(
             f"ONNX export of {name} failed: {_first_line(exc)}")) from None

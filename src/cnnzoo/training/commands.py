@@ -60,7 +60,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="a recipe name (default: the model's own; see `cnnzoo recipes`)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override recipe fields, e.g. --set lr=0.05 milestones_epochs=30,60 nesterov=true")
-    p.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's length)")
+    p.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's length); a length never "
+                   "changes the recipe, the input size or the augmentation")
     p.add_argument("--batch-size", type=int, help="same as --set batch_size=N (under torchrun: the global batch, "
                    "split over the processes)")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the model's)")
@@ -98,7 +99,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "the _tv/torchvision-named models, or a cnnzoo run's weights); a classifier of another class count "
                    "is replaced; default recipe: finetune")
     p.add_argument("--freeze", choices=("backbone",), help="with --weights: train the classifier only")
-    p.add_argument("--threads", type=int, help="CPU threads (default: torch's); recorded in config.json")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's; --resume: the run's own); recorded in "
+                   "config.json")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (cuDNN benchmark off, "
                    "CUBLAS_WORKSPACE_CONFIG=:4096:8): a resume on a GPU is then bit-exact, at some speed")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,

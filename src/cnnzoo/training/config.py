@@ -1,12 +1,16 @@
 """A run's settings as one frozen value, ``RunConfig``: built by the CLI or ``cnnzoo.train``, reloaded on resume.
 
 ``configure(model, ...)`` resolves what can be resolved before any data is read: the model's identity, the recipe
-(the model's own unless named, with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the
-seed. ``configure(resume=DIR, ...)`` reloads the run's own settings from ``DIR/config.json`` and takes only the
-settings of this session (length, device, precision, workers, progress...) from the call; an explicitly different
-model, data, recipe, size or seed is refused, since the run would silently become another run. The one rule for the
-schedule: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer
-prints the change (``schedules.replanned``).
+(named; else ``finetune`` with ``--weights``; else on the built-in digits ``quick`` at 16 px, whatever the length;
+else the model's own; with ``--set`` overrides and the ``--batch-size`` shortcut), the input side and the seed.
+A length never changes the recipe, its input side or its augmentation. ``configure(resume=DIR, ...)`` reloads the
+run's own settings from ``DIR/config.json`` and takes only the settings of this session (length, device, precision,
+workers, progress...) from the call; the thread count is the run's own unless given (another one is said: the
+resumed run is then not bit-identical); an explicitly different model, data, recipe, size or seed is refused, since
+the run would silently become another run. Every number has its valid range (``RUN_RANGES``, ``MODEL_ARG_RANGES``;
+the recipe's: ``recipes.FIELD_RANGES``), checked whoever builds a RunConfig. The one rule for the schedule on
+resume: ``--set`` and ``--batch-size`` are refused; another length (``--epochs N``) re-plans it, and the trainer prints
+the change (``schedules.replanned``).
 
 ``config.json`` holds ``RunConfig.to_dict()`` and what the trainer learnt from the data (classes, normalisation,
 steps per epoch, the resolved device and precision); ``RunConfig.from_dict`` reads the first part back.
@@ -25,6 +29,7 @@ import difflib
 import inspect
 import json
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +44,19 @@ from ..data.load import check_val_fraction
 from ..device import AMP_MODES
 from ..errors import UnknownNameError, UserError
 from ..registry import ModelInfo, model_entry, model_info
-from .recipes import FALSE_WORDS, TRUE_WORDS, Recipe, parse_overrides, resolve_recipe
+from .recipes import FALSE_WORDS, MAX_EPOCHS, TRUE_WORDS, Range, Recipe, parse_overrides, resolve_recipe
 from .stopping import POLICIES
 
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
+MAX_IMAGE_SIDE = 2**20  # a guard against sizes that overflow; the memory check refuses far less (check_memory)
+# the valid values of RunConfig's numbers, checked whoever builds one (the CLI, ``cnnzoo.train``, a resumed run)
+RUN_RANGES = {
+    "epochs": Range(1, MAX_EPOCHS),
+    "seed": Range(0, 2**63 - 1),  # torch's and Python's generators take any 64-bit seed; a tensor holds it signed
+    "workers": Range(0, 256),
+    "threads": Range(1, 1024),
+    "image_size": Range(1, MAX_IMAGE_SIDE),
+}
 # what a session may change when it resumes a run (everything else is the run's own)
 SESSION_FIELDS = ("epochs", "device", "amp", "channels_last", "compile", "download", "workers", "checkpoints",
                   "progress", "sync_bn", "on_nonfinite", "threads", "deterministic", "tf32", "decode")
@@ -81,16 +95,24 @@ class RunConfig:
     deterministic: bool = False  # deterministic algorithms, cuDNN benchmark off (a bit-exact GPU resume needs it)
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls and convolutions
     decode: str = "cpu"  # a streamed folder's JPEGs: decoded by PIL in the workers (cpu) or by nvJPEG (gpu)
+    recipe_reason: str | None = None  # why this recipe, when none was named: digits | model | weights
 
     def __post_init__(self) -> None:
-        if self.epochs is not None and self.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        for name, valid in RUN_RANGES.items():
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value not in valid):
+                flag = "--" + name.replace("_", "-")
+                bound = (f"at least {valid.lo:,}" if isinstance(value, int) and value < valid.lo else
+                         f"at most {valid.hi:,}" if isinstance(value, int) and value > valid.hi else "an integer")
+                raise UserError(f"{flag} must be {bound}, got {value!r}")
+        for name in ("out", "resume"):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise UserError(f"--{name} '': name a run directory")
+        check_model_args(self.model_kwargs)
         if self.amp is not None and self.amp not in AMP_MODES:
             raise UserError(f"--amp must be off, bf16 or fp16, got {self.amp!r}")
         if self.on_nonfinite not in POLICIES:
             raise UserError(f"--on-nonfinite must be one of {', '.join(POLICIES)}, got {self.on_nonfinite!r}")
-        if self.workers is not None and self.workers < 0:
-            raise UserError(f"--workers must be 0 (decode in this process) or more, got {self.workers}")
         check_val_fraction(self.val_fraction)
         if self.cache not in CACHE_MODES:
             raise UserError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
@@ -100,8 +122,6 @@ class RunConfig:
             raise UserError("--freeze backbone needs --weights (a backbone to keep)")
         if self.decode not in DECODE_MODES:
             raise UserError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {self.decode!r}")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {self.threads}")
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -141,6 +161,8 @@ def configure(
 ) -> RunConfig:
     """A :class:`RunConfig` from ``cnnzoo.train``'s keywords; ``session``: the fields of ``SESSION_FIELDS``."""
     if resume is not None:
+        if not str(resume).strip():
+            raise UserError("--resume '': name a run directory")
         changes_recipe = bool(overrides) or batch_size is not None
         given = {"model": model, "data": data, "recipe": recipe, "image_size": image_size, "seed": seed}
         return _resumed(Path(resume), changes_recipe=changes_recipe, given=given, session=session)
@@ -150,22 +172,26 @@ def configure(
     shortcut = {"batch_size": batch_size} if batch_size is not None else {}
     changes = {**parse_overrides(overrides), **shortcut}
     data = data or "digits"
-    # the built-in digits with neither a recipe nor a length: the quick recipe at its 16-px size, not the paper's
-    # 64k iterations (thousands of epochs of 1,438 images)
-    quick_digits = (data == "digits" and recipe is None and session.get("epochs") is None
-                    and not {"epochs", "iterations"} & set(changes))
-    if quick_digits:
-        recipe, image_size = "quick", image_size or QUICK_DIGITS_SIZE
+    reason = None
     if session.get("weights") is not None:
         session["weights"] = str(Path(session["weights"]).expanduser())
         if not Path(session["weights"]).is_file():
             raise UserError(f"--weights {session['weights']}: no such file")
-        recipe = recipe or "finetune"  # fine-tuning: not the paper's from-scratch schedule
-    resolved = resolve_recipe(recipe or (info.recipe if info and info.recipe else "quick"), changes)
+        if recipe is None:  # fine-tuning: not the paper's from-scratch schedule
+            recipe, reason = "finetune", "weights"
+    if recipe is None and data == "digits":
+        # the built-in digits without a recipe: the quick recipe at 16 px (or the model's smallest side), whatever
+        # the length asked for, not the paper's 64k iterations (thousands of epochs of 1,438 images)
+        recipe, reason = "quick", "digits"
+        image_size = max(QUICK_DIGITS_SIZE, info.test_size if info else 0) if image_size is None else image_size
+    if recipe is None:
+        recipe, reason = (info.recipe if info and info.recipe else "quick"), "model"
+    resolved = resolve_recipe(recipe, changes)
     kwargs = parse_model_args(name, model_kwargs or {}) if info else dict(model_kwargs or {})
     return RunConfig(model=name, recipe=resolved, image_size=check_image_size(image_size, info),
                      data=data, model_kwargs=kwargs, seed=0 if seed is None else seed, val_fraction=val_fraction,
-                     out=None if out is None else str(out), recipe_set=tuple(sorted(changes)), **session)
+                     out=None if out is None else str(out), recipe_set=tuple(sorted(changes)), recipe_reason=reason,
+                     **session)
 
 
 def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], session: Mapping[str, Any]) -> RunConfig:
@@ -180,6 +206,13 @@ def _resumed(resume: Path, *, changes_recipe: bool, given: Mapping[str, Any], se
         if isinstance(value, (str, int)) and value != own[key]:  # None, a module, a Data or a Recipe: not compared
             raise UserError(f"--resume {run}: the run used {key} {own[key]!r}, not {value!r}")
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in SESSION_FIELDS}
+    # the thread count changes the order of floating-point sums: the run's own, unless asked otherwise (said)
+    threads = saved.get("threads")
+    if session.get("threads") is None:
+        session = {**session, "threads": threads}
+    elif threads is not None and session["threads"] != threads:
+        warnings.warn(f"--threads {session['threads']}: the run started with {threads} threads; with another count "
+                      "the resumed run is not bit-identical to an uninterrupted one", stacklevel=3)
     return RunConfig.from_dict(saved).replace(**{**defaults, **session}, out=str(run), resume=str(resume))
 
 
@@ -201,14 +234,13 @@ def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str,
 
 
 def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
-    if info is None and image_size is not None and image_size < 1:
-        raise UserError(f"image_size must be a positive number of pixels, got {image_size}")
+    valid = RUN_RANGES["image_size"]
+    if image_size is not None and image_size not in valid:
+        raise UserError(f"--image-size must be a number of pixels {valid}, got {image_size}")
     if info is None:
         if image_size is None:
             raise UserError("training a module needs image_size= (the side of its square input)")
         return image_size
-    if image_size is not None and image_size < 1:
-        raise UserError(f"--image-size must be a positive number of pixels, got {image_size}")
     size = info.input_size[1] if image_size is None else image_size
     if size < info.test_size:
         raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
@@ -231,6 +263,28 @@ def default_num_classes(config: RunConfig, net: nn.Module | None) -> int:
 # --- `--model-arg NAME=VALUE` ----------------------------------------------------------------------------------------
 
 _FIXED = ("num_classes", "in_channels", "weights")
+# the valid values of the families' numeric options, by name (a tuple value: each item), checked wherever a RunConfig
+# is built; what depends on the network (FractalNet's eval_column) its class checks when it is built
+MODEL_ARG_RANGES = {
+    "dropout": Range(0, 1, hi_open=True),
+    "aux_dropout": Range(0, 1, hi_open=True),
+    "drop_path_rate": Range(0, 1, hi_open=True),
+    "local_drop_prob": Range(0, 1, hi_open=True),
+    "global_drop_ratio": Range(0, 1),
+}
+
+
+def check_model_args(kwargs: Mapping[str, Any]) -> None:
+    """Refuse an option value outside ``MODEL_ARG_RANGES`` (one line naming the option and its range)."""
+    for key, value in kwargs.items():
+        valid = MODEL_ARG_RANGES.get(key)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if valid is None or value is None:
+            continue
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or item not in valid:
+                raise UserError(f"--model-arg {key}={value}: must be {str(valid).replace('a finite number', 'a number')}"
+                                f"{' (each)' if len(items) > 1 else ''}")
 
 
 def model_options(name: str) -> dict[str, tuple[Any, Any]]:
@@ -311,6 +365,6 @@ def _typed(model: str, key: str, text: str, option: tuple[Any, Any]) -> Any:
                         f"{exc}") from None
 
 
-__all__ = ["AMP_MODES", "QUICK_DIGITS_SIZE", "SESSION_FIELDS", "RunConfig", "check_image_size", "configure",
-           "default_num_classes", "input_channels", "model_identity", "model_options",
-           "parse_model_args", "read_run_config"]
+__all__ = ["AMP_MODES", "MAX_IMAGE_SIDE", "MODEL_ARG_RANGES", "QUICK_DIGITS_SIZE", "RUN_RANGES",
+           "SESSION_FIELDS", "RunConfig", "check_image_size", "check_model_args", "configure", "default_num_classes",
+           "input_channels", "model_identity", "model_options", "parse_model_args", "read_run_config"]

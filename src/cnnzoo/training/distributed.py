@@ -26,6 +26,7 @@ of the job (what one process cannot show: statistics and gradients actually diff
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import random
@@ -153,14 +154,17 @@ class Runtime:
         return device
 
     def start(self, device: torch.device) -> None:
-        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has one (a group the
-        run made is destroyed when it ends: ``trainer.run_training``)."""
+        """Join the process group (NCCL on CUDA, gloo on the CPU) unless this process already has one. A group made
+        here serves every later run of the process (``cnnzoo.train`` called again under the same torchrun) and is
+        destroyed when the process exits (``leave_process_group``): making a second one in the same process is not
+        reliable, its rendezvous may read the first one's addresses."""
         if not self.distributed or initialized():
             return
         backend = "nccl" if device.type == "cuda" else "gloo"
         # a stuck peer (crashed, out of memory) fails the job after 30 min instead of hanging it for ever
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30),
                                 device_id=device if device.type == "cuda" else None)
+        atexit.register(leave_process_group)
 
     def split_batch(self, batch_size: int) -> int:
         """This process's share of the global batch."""
@@ -184,6 +188,12 @@ class Runtime:
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, list(items))
         return list(dict.fromkeys(item for part in gathered for item in part))
+
+
+def leave_process_group() -> None:
+    """Destroy this process's process group, if it has one (at exit: NCCL's communicators are freed, not leaked)."""
+    if initialized():
+        dist.destroy_process_group()
 
 
 def ddp_options(net: nn.Module) -> dict[str, Any]:
@@ -265,4 +275,5 @@ def broadcast_buffers(net: nn.Module) -> None:
 
 
 __all__ = ["PER_ELEMENT_RANDOM", "RankStreams", "Runtime", "all_reduce_max", "all_reduce_sum", "broadcast_buffers",
-           "convert_sync_batchnorm", "ddp_options", "initialized", "rng_state", "set_rng_state", "wrap"]
+           "convert_sync_batchnorm", "ddp_options", "initialized", "leave_process_group", "rng_state", "set_rng_state",
+           "wrap"]

@@ -6,6 +6,11 @@ Lengths and milestones carry their unit in the field name (``milestones_iteratio
 ``milestones_fraction`` of the run). Geometric augmentation is given in the paper's pixels at the paper's crop
 (``crop_px``); at another input size every pixel count is scaled by ``image_size / crop_px``, so a recipe means the
 same thing at 227, 32 or 16 pixels. ``parse_overrides`` turns ``--set field=value`` strings into typed values.
+
+Every field's valid values are declared once, in ``FIELD_RANGES`` beside the class; ``Recipe.__post_init__`` checks
+them and the relations between fields, so every way of making a recipe (``--set``, ``cnnzoo.train``, a run's
+config.json on resume) is checked alike. Fields that say one thing together form ``GROUPS`` (the length: epochs or
+iterations; the milestones; the warm-up): setting one with ``--set`` replaces the others of its group.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class Recipe:
 
     name: str
     source: str
-    # length: iterations (the paper counts SGD steps) or epochs; iterations win when both are set
+    # length: iterations (the paper counts SGD steps) or epochs, one of them
     epochs: int | None = None
     iterations: int | None = None
     batch_size: int = 128
@@ -74,39 +79,44 @@ class Recipe:
     head_lr_mult: float = 1.0  # fine-tuning: the classifier's lr is lr x this (training/finetune.py)
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.schedule in SCHEDULES, _one_of("schedule", self.schedule, SCHEDULES)),
-            (self.augment in AUGMENTS, _one_of("augment", self.augment, AUGMENTS)),
-            (self.warmup in WARMUPS, _one_of("warmup", self.warmup, WARMUPS)),
-            (self.pad_mode in ("zeros", "reflect"), _one_of("pad_mode", self.pad_mode, ("zeros", "reflect"))),
-            (self.epochs is not None or self.iterations is not None, "set epochs or iterations"),
-            ((self.epochs is None or self.epochs > 0) and (self.iterations is None or self.iterations > 0),
-             f"epochs and iterations must be at least 1 (got {self.epochs}, {self.iterations})"),
-            (self.batch_size > 0, "batch_size must be positive"),
-            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive finite number, got {self.lr}"),
-            (self.head_lr_mult > 0, "head_lr_mult must be positive"),
-            (0 <= self.momentum < 1 and self.weight_decay >= 0, "need 0 <= momentum < 1 and weight_decay >= 0"),
+        for name, valid in FIELD_RANGES.items():
+            problem = _out_of_range(name, getattr(self, name), valid)
+            if problem:
+                raise UserError(f"recipe {self.name!r}: {problem}")
+        relations = [
+            ((self.epochs is None) != (self.iterations is None),
+             f"set one length, epochs or iterations (got epochs={self.epochs}, iterations={self.iterations})"),
             (not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov needs momentum, no dampening"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-            (0 < self.gamma <= 1 or self.schedule in ("constant", "cosine", "poly"), "gamma must be in (0, 1]"),
-            (self.step_epochs > 0, "step_epochs must be positive"),
-            (self.crop_px > 0 and self.pad_px >= 0, "crop_px must be positive, pad_px >= 0"),
-            (all(0 <= f <= 1 for f in self.milestones_fraction), "milestones_fraction must lie in [0, 1]"),
-            (0 < self.area_range[0] <= self.area_range[1] <= 1, "area_range must be 0 < lo <= hi <= 1"),
-            (0 < self.aspect_range[0] <= self.aspect_range[1], "aspect_range must be 0 < lo <= hi"),
+            (self.pad_px < self.crop_px,
+             f"pad_px {self.pad_px} must be less than crop_px {self.crop_px} (both in the paper's pixels at its "
+             "crop): the crops would hold more padding than image"),
+            (self.area_range[0] <= self.area_range[1], "area_range must be lo <= hi"),
+            (self.aspect_range[0] <= self.aspect_range[1], "aspect_range must be lo <= hi"),
             (self.short_side_range_px[0] <= self.short_side_range_px[1], "short_side_range_px must be lo <= hi"),
             (self.resize_px is None or self.crop_px <= self.resize_px,
              f"crop_px {self.crop_px} is larger than the image it is cut from (resize_px {self.resize_px})"),
+            (self.resize_px is None or self.resize_px <= MAX_RESIZE_RATIO * self.crop_px,
+             f"resize_px {self.resize_px} is more than {MAX_RESIZE_RATIO}x crop_px {self.crop_px}"),
             (self.augment != "scale_jitter" or self.crop_px <= self.short_side_range_px[0],
              f"crop_px {self.crop_px} is larger than the smallest image it is cut from "
              f"(short_side_range_px {self.short_side_range_px[0]})"),
+            (self.augment != "scale_jitter" or self.short_side_range_px[1] <= MAX_RESIZE_RATIO * self.crop_px,
+             f"short_side_range_px {self.short_side_range_px[1]} is more than {MAX_RESIZE_RATIO}x crop_px "
+             f"{self.crop_px}"),
         ]
-        for ok, message in checks:
+        for ok, message in relations:
             if not ok:
                 raise UserError(f"recipe {self.name!r}: {message}")
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, changes: Mapping[str, Any]) -> Recipe:
+        """The user's ``--set`` applied: a field of a group in ``GROUPS`` replaces the group's other fields
+        (``epochs=10`` on a recipe in iterations trains 10 epochs; ``milestones_epochs=30,60`` are the milestones,
+        not two more beside the recipe's own)."""
+        cleared = {f: _UNSET[f] for f in grouped(changes) if f not in changes}
+        return self.replace(**cleared, **changes)
 
     def geometry(self, size: int) -> Geometry:
         """This recipe's augmentation at input side ``size``: the paper's pixels at the paper's crop, scaled."""
@@ -143,10 +153,116 @@ class Recipe:
         return cls(**{k: _coerce(k, v) for k, v in data.items()})
 
 
-def _one_of(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(value), choices, n=2, cutoff=0.5)
+@dataclass(frozen=True)
+class Range:
+    """A number's valid values: from ``lo`` to ``hi``, an open end excluded (an infinite end is always open, so
+    inf is never valid); NaN is never in range."""
+
+    lo: float
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open or self.hi == math.inf else value <= self.hi
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        if self.hi == math.inf and self.lo == 0 and self.lo_open:
+            return "a positive finite number"
+        if self.hi == math.inf:
+            return f"a finite number {'>' if self.lo_open else '>='} {_bound(self.lo)}"
+        return f"in {'(' if self.lo_open else '['}{_bound(self.lo)}, {_bound(self.hi)}{')' if self.hi_open else ']'}"
+
+
+def _bound(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+MAX_EPOCHS = 1_000_000
+MAX_ITERATIONS = 1_000_000_000
+MAX_PX = 16_384  # a pixel count in the paper's geometry
+MAX_RESIZE_RATIO = 4  # an image resized to more than 4x the crop: the crops would see a sliver of it
+
+# Each field's valid values, declared once: every entry point (``--set``, ``Recipe(...)`` and ``cnnzoo.train``, a run's
+# config.json on resume) builds a Recipe, whose ``__post_init__`` checks them; a tuple field checks each item. The
+# relations between fields (one length, pad below the crop...) are checked there too.
+FIELD_RANGES: dict[str, Range | tuple[Any, ...]] = {
+    "epochs": Range(1, MAX_EPOCHS),
+    "iterations": Range(1, MAX_ITERATIONS),
+    "batch_size": Range(1, 1_000_000),
+    "lr": Range(0, lo_open=True),
+    "momentum": Range(0, 1, hi_open=True),
+    "nesterov": (False, True),
+    "dampening": Range(0, 1),
+    "weight_decay": Range(0),
+    "label_smoothing": Range(0, 1, hi_open=True),
+    "aux_loss_weight": Range(0),
+    "schedule": SCHEDULES,
+    "gamma": Range(0, 1, lo_open=True),
+    "milestones_iterations": Range(1, MAX_ITERATIONS),
+    "milestones_epochs": Range(0, MAX_EPOCHS, lo_open=True),
+    "milestones_fraction": Range(0, 1, lo_open=True),
+    "step_epochs": Range(0, MAX_EPOCHS, lo_open=True),
+    "power": Range(0, lo_open=True),
+    "plateau_patience_epochs": Range(1, MAX_EPOCHS),
+    "plateau_threshold": Range(0, 100),
+    "plateau_max_reductions": Range(0, 1000),
+    "warmup_iterations": Range(0, MAX_ITERATIONS),
+    "warmup_epochs": Range(0, MAX_EPOCHS),
+    "warmup": WARMUPS,
+    "warmup_start_lr": Range(0),
+    "augment": AUGMENTS,
+    "crop_px": Range(1, MAX_PX),
+    "pad_px": Range(0, MAX_PX),
+    "pad_mode": ("zeros", "reflect"),
+    "resize_px": Range(1, MAX_PX),
+    "short_side_range_px": Range(1, MAX_PX),
+    "area_range": Range(0, 1, lo_open=True),
+    "aspect_range": Range(0, lo_open=True),
+    "flip": (False, True),
+    "pca_lighting": Range(0),
+    "head_lr_mult": Range(0, lo_open=True),
+}
+
+# fields that say one thing together: setting one (``Recipe.with_overrides``) replaces the others
+GROUPS = (("epochs", "iterations"), ("milestones_iterations", "milestones_epochs", "milestones_fraction"),
+          ("warmup_iterations", "warmup_epochs"))
+_UNSET = {"epochs": None, "iterations": None, "milestones_iterations": (), "milestones_epochs": (),
+          "milestones_fraction": (), "warmup_iterations": 0, "warmup_epochs": 0.0}
+
+
+def grouped(fields: Iterable[str]) -> set[str]:
+    """``fields`` with every field of their groups (``GROUPS``)."""
+    fields = set(fields)
+    return fields.union(*(group for group in GROUPS if fields.intersection(group)))
+
+
+def _out_of_range(name: str, value: Any, valid: Range | tuple[Any, ...]) -> str | None:
+    """Why ``value`` is not valid for field ``name``; None when it is (None itself: an unset optional field)."""
+    if value is None and type(None) in typing.get_args(_FIELD_TYPES[name]):
+        return None
+    if isinstance(valid, tuple):
+        if isinstance(value, bool) != isinstance(valid[0], bool) or value not in valid:
+            return _one_of(name, value, valid)
+        return None
+    kind = _FIELD_TYPES[name]
+    whole = kind is int or int in typing.get_args(kind)
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or (whole and not isinstance(item, int)):
+            return f"{name} must be {'an integer' if whole else 'a number'}, got {item!r}"
+        if item not in valid:
+            each = "each of " if isinstance(value, tuple) else ""
+            return f"{each}{name} must be {valid}, got {item:g}"
+    return None
+
+
+def _one_of(field: str, value: Any, choices: tuple[Any, ...]) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return f"{field} must be one of {', '.join(choices)}, got {value!r}{hint}"
+    return f"{field} must be one of {', '.join(map(str, choices))}, got {value!r}{hint}"
 
 
 # --- `--set field=value` -----------------------------------------------------------------------------------------
@@ -388,8 +504,8 @@ def resolve_recipe(recipe: str | Recipe, overrides: Iterable[str] | Mapping[str,
     """A named recipe with ``--set`` overrides applied (and validated as a whole)."""
     base = get_recipe(recipe)
     changes = parse_overrides(overrides)
-    return base.replace(**changes) if changes else base
+    return base.with_overrides(changes) if changes else base
 
 
-__all__ = ["AUGMENTS", "FALSE_WORDS", "RECIPES", "SCHEDULES", "TRUE_WORDS", "Recipe", "get_recipe", "list_recipes",
-           "parse_overrides", "resolve_recipe"]
+__all__ = ["AUGMENTS", "FALSE_WORDS", "FIELD_RANGES", "GROUPS", "MAX_EPOCHS", "MAX_ITERATIONS", "RECIPES", "SCHEDULES",
+           "TRUE_WORDS", "Range", "Recipe", "get_recipe", "grouped", "list_recipes", "parse_overrides", "resolve_recipe"]

@@ -9,7 +9,9 @@ resumed run continues bit-identically on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,12 @@ from torch import nn
 from .. import checkpoint as ckpt
 from ..data import Data
 from ..data.loaders import Loader
+from ..errors import UserError
 from ..weights import load_weights
-from .config import RunConfig
+from .config import RunConfig, read_run_config
 from .distributed import RankStreams, Runtime, rng_state, set_rng_state
 from .recipes import Recipe
-from .run_files import RunFiles
+from .run_files import RunFiles, RunLock
 from .schedules import Plateau
 from .stopping import StepGuard
 
@@ -66,6 +69,7 @@ class Run:
     # a model that skips dropped layers (``skips_layers``) keeps zero gradients for them, so momentum and weight
     # decay still apply to every parameter each step, as they did when dropped work was computed and multiplied by 0
     zero_grads_to_none: bool = True
+    lock: RunLock | None = None  # the run directory, held for the run's life (rank 0; released by run_training)
 
     @property
     def recipe(self) -> Recipe:
@@ -115,9 +119,94 @@ def restore(run: Run, state: dict[str, Any], path: Path) -> None:
     run.log(f"resuming {run.files.out} after epoch {run.epoch}" + (f", step {run.step}" if run.step else ""))
 
 
+def resume_point(resume: Path) -> tuple[Path | None, dict[str, Any] | None, dict[str, Any]]:
+    """Where ``--resume`` continues: (the checkpoint, its state, the run's record: the state's config, or the run's
+    config.json when it has no checkpoint).
+
+    A state that is not a whole, consistent training state (a key missing, an epoch or step out of place, a garbled
+    history) is refused in one line, or, when it is ``last.pt``, replaced by ``previous.pt`` if that one is whole (a
+    warning says so), as for a damaged file. A run killed before its first checkpoint (no ``last.pt`` nor
+    ``previous.pt``: nothing was trained that was kept) starts over from its config.json: (None, None, config)."""
+    run_dir = resume.parent if resume.is_file() else resume
+    if resume.is_dir() and not any((resume / name).exists() for name in ("last.pt", "previous.pt")):
+        recorded = read_run_config(run_dir)
+        if not recorded.get("checkpoints", True):
+            raise ckpt.CheckpointError(f"--resume {run_dir}: the run writes no checkpoints (--no-checkpoints): nothing "
+                                       f"to resume; start it again with --out {run_dir} --overwrite")
+        return None, None, recorded
+    path, state = ckpt.find_resume_state(resume)
+    problem = state_problem(state)
+    previous = path.with_name("previous.pt")
+    if problem and path.name == "last.pt" and previous.is_file():
+        try:
+            earlier = ckpt.load_state(previous)
+        except ckpt.CheckpointError:
+            earlier = None
+        if earlier is not None and state_problem(earlier) is None:
+            warnings.warn(f"{path}: not a usable training state ({problem}); resuming from {previous} instead",
+                          stacklevel=2)
+            return previous, earlier, earlier["config"]
+    if problem:
+        raise ckpt.CheckpointError(f"--resume {run_dir}: {path} is not a usable training state ({problem})")
+    return path, state, state["config"]
+
+
+def state_problem(state: Mapping[str, Any]) -> str | None:
+    """What makes ``state`` (a ``last.pt`` read back) unusable for a resume; None when it is whole and consistent."""
+    kinds = {"config": Mapping, "model": Mapping, "optimizer": Mapping, "plateau": Mapping, "epoch": int,
+             "step_in_epoch": int, "partial_sums": torch.Tensor, "partial_count": int, "history": list,
+             "best": Mapping, "rng": Mapping}
+    for key, kind in kinds.items():
+        if key not in state:
+            return f"no {key!r}"
+        if not isinstance(state[key], kind) or (kind is int and isinstance(state[key], bool)):
+            return f"{key!r} is a {type(state[key]).__name__}"
+    config, epoch, step = state["config"], state["epoch"], state["step_in_epoch"]
+    spe, total = config.get("steps_per_epoch"), config.get("total_steps")
+    if not all(isinstance(v, int) and v > 0 for v in (spe, total)) or not isinstance(config.get("classes"), list):
+        return "its config has no steps_per_epoch, total_steps or classes"
+    if epoch < 0 or not 0 <= step <= spe or epoch * spe + step > total:  # (step spe: stopped after the epoch's last)
+        return f"epoch {epoch}, step {step}: not a point of a run of {total:,} steps, {spe:,} per epoch"
+    history = state["history"]
+    if len(history) != epoch:
+        return f"{len(history)} epochs of history for epoch {epoch}"
+    numbers = ("train_seconds", "train_images", "val_top1")
+    for i, row in enumerate(history):
+        if not isinstance(row, Mapping) or row.get("epoch") != i + 1 or not all(
+                isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool) for k in numbers):
+            return f"history row {i + 1} is garbled"
+    if not all(isinstance(state["best"].get(k), (int, float)) for k in ("val_top1", "val_top5", "epoch")):
+        return "'best' is garbled"
+    torch_rng = state["rng"].get("torch")
+    if not isinstance(torch_rng, torch.Tensor) or torch_rng.dtype != torch.uint8:
+        return "'rng' has no torch generator state"
+    if state["partial_sums"].numel() != 2 or state["partial_count"] < 0:
+        return "the epoch's partial sums are garbled"
+    return None
+
+
+def check_same_data(data: Data, recorded: Mapping[str, Any], run_dir: Path) -> None:
+    """Refuse to resume on data that changed since the run started: its classes, the size of either split, or the
+    normalisation computed from it (the resumed epochs would silently train on other images)."""
+    then = (recorded.get("classes"), recorded.get("train_images"), recorded.get("val_images"))
+    now = (list(data.classes), len(data.train), len(data.val))
+    what = None
+    if then[0] is not None and now[0] != then[0]:
+        what = f"its classes changed: {len(now[0])} now, {len(then[0])} then"
+    elif then[1:] != (None, None) and now[1:] != then[1:]:
+        what = f"{now[1]:,} training / {now[2]:,} validation images now, {then[1]:,} / {then[2]:,} then"
+    elif recorded.get("mean") is not None and not all(
+            math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+            for a, b in zip((*data.mean, *data.std), (*recorded["mean"], *recorded["std"]))):
+        what = "the same number of images, other pixels (its mean and std changed)"
+    if what is not None:
+        raise UserError(f"--resume {run_dir}: the data changed since the run started ({what}); resuming would "
+                        f"train the rest of the run on other data: start a new run (--out NEW, or --overwrite)")
+
+
 def _checkpoint_name(path: Path, epoch: int, step_in_epoch: int) -> str:
     where = f"after epoch {epoch}" + (f", step {step_in_epoch}" if step_in_epoch else "")
     return f"the last good checkpoint is {path} ({where})"
 
 
-__all__ = ["Run", "RunResult", "restore", "save"]
+__all__ = ["Run", "RunResult", "check_same_data", "restore", "resume_point", "save", "state_problem"]

@@ -17,6 +17,7 @@ and augmentation, e.g.::
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -38,7 +39,12 @@ from ..data import Data, Geometry
 from ..errors import UserError
 from ..metrics import confusion_csv
 from ..version import __version__
-from .config import QUICK_DIGITS_SIZE, RunConfig
+from .config import RunConfig
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "images_per_s",
                  "seconds")
@@ -145,16 +151,107 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 def check_out(out: Path, *, overwrite: bool) -> list[str]:
     """Refuse an ``--out`` the run cannot own: a file, a folder it cannot write, an earlier run (unless
     ``overwrite``: then that run's files are removed first, so that nothing of two runs ever mixes)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is an existing file, not a run directory")
-    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    try:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: is an existing file, not a run directory")
+        existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+        found = [name for name in RUN_FILE_NAMES if (out / name).exists()]
+    except OSError as exc:  # a name too long, a loop of links...
+        raise UserError(f"--out {out}: not a usable path ({exc.strerror})") from None
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--out {out}: cannot write in {existing} (permission denied or read-only)")
-    found = [name for name in RUN_FILE_NAMES if (out / name).exists()]
     if found and not overwrite:
         raise UserError(f"--out {out}: holds an earlier run ({', '.join(found)}); continue it with --resume {out}, "
                         "or replace it with --overwrite")
     return found  # removed by ``RunFiles.create(..., replace=found)``, once the new run has passed every check
+
+
+LOCK_NAME = ".lock"  # in the run directory; holds the PID of the process that holds it
+
+
+class RunLock:
+    """One run per folder: an exclusive ``fcntl.flock`` on ``DIR/.lock``, held from before the run reads or writes
+    anything there until it ends. The OS releases it when the process ends, however it ends (a kill included), so a
+    lock is never stale; the file itself stays. A second run, ``--overwrite`` or ``--resume`` of a held folder is
+    refused naming the holder's PID. Under torchrun rank 0 alone takes it. (Where ``fcntl`` is missing, Windows,
+    nothing is locked.)"""
+
+    def __init__(self, folder: Path, fd: int | None, created: Path | None) -> None:
+        self.folder, self.fd, self.created = folder, fd, created
+
+    @classmethod
+    def take(cls, folder: Path, flag: str = "--out", *, made: bool = False) -> RunLock:
+        """Lock ``folder``, creating it (and its missing parents) if needed; ``made``: the caller just created it
+        for this run (``abandon`` removes it then too)."""
+        try:
+            if folder.exists() and not folder.is_dir():
+                raise UserError(f"{flag} {folder}: is an existing file, not a run directory")
+            missing = [p for p in reversed([folder, *folder.parents]) if not p.exists()]
+            created = missing[0] if missing else folder if made else None
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            what = "cannot write there" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "cannot create it"
+            raise UserError(f"{flag} {folder}: {what} ({exc.strerror})") from None
+        if fcntl is None:
+            return cls(folder, None, created)
+        try:
+            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{flag} {folder}: cannot write there ({exc.strerror})") from None
+        refusal = _held_by_another(fd, folder, flag)
+        if refusal is not None:
+            os.close(fd)
+            raise UserError(refusal)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(folder, fd, created)
+
+    @staticmethod
+    def refusal(folder: Path, flag: str = "--out") -> str | None:
+        """The refusal ``take`` would give ``folder`` now, because another process holds it; None when it is free (or
+        has no lock file), without creating or keeping anything."""
+        if fcntl is None:
+            return None
+        try:
+            fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+        except OSError:  # no such folder or lock file: nobody holds it
+            return None
+        try:
+            return _held_by_another(fd, folder, flag)
+        finally:
+            os.close(fd)  # (and the probe's own lock with it)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor releases the flock
+            self.fd = None
+
+    __del__ = release  # a Run dropped without run_training's end (prepare alone)
+
+    def abandon(self) -> None:
+        """Release, and remove what ``take`` created if nothing else was put there (a refused run leaves nothing)."""
+        self.release()
+        if self.created is None:
+            return
+        (self.folder / LOCK_NAME).unlink(missing_ok=True)
+        for path in (self.folder, *self.folder.parents):
+            try:
+                path.rmdir()
+            except OSError:
+                return
+            if path == self.created:
+                return
+
+
+def _held_by_another(fd: int, folder: Path, flag: str) -> str | None:
+    """Lock ``fd`` (the folder's lock file); the refusal naming the holder's PID if another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        return f"{flag} {folder}: in use by {who} (a run is training there); wait for it to end, or use another folder"
 
 
 def row_for_json(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -200,7 +297,7 @@ class RunFiles:
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         if not self.main:
             return
-        keys = (*METRIC_FIELDS, "val_count", "train_images", "skipped_steps")
+        keys = (*METRIC_FIELDS, "lr_first", "val_count", "train_images", "skipped_steps")
         lines = (json.dumps(row_for_json(row, keys), allow_nan=False) for row in history)
         files.write_text(self.out / "metrics.jsonl", "".join(line + "\n" for line in lines))
 
@@ -232,8 +329,11 @@ def silent(line: str) -> None:
 
 
 def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
+    """One epoch; ``lr A->B``: the first and the last step's learning rates, when they differ (warm-up, cosine...)."""
+    first = row.get("lr_first", row["lr"])
+    lr = f"{row['lr']:.4g}" if math.isclose(first, row["lr"], rel_tol=1e-6) else f"{first:.4g}->{row['lr']:.4g}"
     return (
-        f"epoch {row['epoch']:>3}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
+        f"epoch {row['epoch']:>3}/{num_epochs}  lr {lr}  train loss {row['train_loss']:.4f} "
         f"top-1 {row['train_top1']:.2f}%  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
         f"top-5 {row['val_top5']:.2f}%  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s"
     )
@@ -250,9 +350,12 @@ def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, s
     layout = f" ({data.layout})" if data.layout else ""
     held = HELD.get(data.held, data.held) if data.layout else "resident on the device"
     options = "".join(f", {k}={v}" for k, v in config.model_kwargs.items())
-    default = ""
-    if data.spec == "digits" and recipe.name == "quick" and config.image_size == QUICK_DIGITS_SIZE:
-        default = f" (the default on digits without --recipe or a length: the quick recipe at {QUICK_DIGITS_SIZE} px)"
+    if config.resume is not None:
+        default = ", as the run started"
+    elif config.recipe_reason == "digits":  # (finetune's source says it is the default with --weights)
+        default = f", the default on digits at {config.image_size} px, whatever the length"
+    else:
+        default = ""
     return [
         f"data: {data.spec}{layout}, {data.num_classes} classes, {len(data.train):,} training / "
         f"{len(data.val):,} validation images, {held}",
@@ -322,6 +425,6 @@ class ProgressBar:
         self.bar.close()
 
 
-__all__ = ["METRIC_FIELDS", "RUN_FILE_NAMES", "ProgressBar", "RunFiles", "augmentation_line", "check_out",
-           "config_record", "default_run_dir", "epoch_line", "eta", "git_commit", "header_lines", "print_line",
-           "row_for_json", "silent", "summary"]
+__all__ = ["LOCK_NAME", "METRIC_FIELDS", "RUN_FILE_NAMES", "ProgressBar", "RunFiles", "RunLock", "augmentation_line",
+           "check_out", "config_record", "default_run_dir", "epoch_line", "eta", "git_commit", "header_lines",
+           "print_line", "row_for_json", "silent", "summary"]

@@ -9,10 +9,13 @@ Fitting, ``fit_schedule(recipe, total_steps=..., steps_per_epoch=...)``: a user 
 epochs means the paper's *shape* in 8 epochs: He et al.'s lr drops at 32k and 48k of 64k iterations become drops at
 50% and 75% of the run. Every length of the recipe scales by ``factor = run steps / recipe steps``: milestones (in
 iterations or epochs), the ``step`` schedule's period, warm-up, plateau patience, the ``exp`` schedule's per-epoch
-decay. Lengths in epochs are rounded to whole epochs and never drop below one. ``milestones_fraction`` and
-cosine/poly already follow the run. A field the user set explicitly (``--set milestones_epochs=...``) is taken as
-written. ``Schedule.line`` states the schedule used, in epochs; ``Schedule.warnings`` what of it cannot happen in
-this run (a milestone at or past its end). ``--resume DIR --epochs N`` with another length re-plans the schedule (a
+decay. A scaled length is never under one epoch, and is a whole number of epochs where that moves it by at most 2% of
+the run (``WHOLE_EPOCH_SHIFT``: always in runs of 25 epochs or more); in a shorter run a length that would move more
+keeps the paper's shape at its exact step (or hundredth of an epoch). ``milestones_fraction`` and cosine/poly already follow the run. A field the user set explicitly
+(``--set milestones_epochs=...``) is taken as written, and replaces its group (``recipes.GROUPS``: the recipe's
+milestones in iterations are gone). ``Schedule.line`` states the schedule used, in epochs, and in steps where a drop
+or the warm-up's end falls inside an epoch; ``Schedule.warnings`` what of it cannot happen in this run (a milestone
+at or past its end). ``--resume DIR --epochs N`` with another length re-plans the schedule (a
 cosine or poly schedule then gives another lr at the resume point): ``replanned`` is the line that says so.
 """
 
@@ -27,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .recipes import RECIPES, Recipe
+from .recipes import RECIPES, Recipe, grouped
 
 
 def make_sgd(model: nn.Module, recipe: Recipe, device: torch.device,
@@ -168,16 +171,17 @@ class Schedule:
 
 
 def base_recipe(recipe: Recipe, explicit: Iterable[str]) -> Recipe:
-    """The recipe as written before the user's overrides: the table's row when ``recipe`` is it plus them."""
+    """The recipe as written before the user's overrides: the table's row when ``recipe`` is it plus them (a field
+    set replaces its group, ``recipes.GROUPS``: the group is restored whole)."""
     table = RECIPES.get(recipe.name)
     if table is None:
         return recipe
-    restored = recipe.replace(**{f: getattr(table, f) for f in explicit if f != "name"})
+    restored = recipe.replace(**{f: getattr(table, f) for f in grouped(explicit) if f != "name"})
     return table if restored == table else recipe
 
 
 def fit_schedule(recipe: Recipe, *, total_steps: int, steps_per_epoch: int, explicit: Iterable[str] = ()) -> Schedule:
-    explicit = set(explicit)
+    explicit = grouped(explicit)
     base = base_recipe(recipe, explicit)
     base_steps = base.iterations or (base.epochs or 1) * steps_per_epoch
     factor = total_steps / base_steps
@@ -187,9 +191,10 @@ def fit_schedule(recipe: Recipe, *, total_steps: int, steps_per_epoch: int, expl
             if name in explicit or recipe.schedule not in _USED_BY.get(name, (recipe.schedule,)):
                 continue
             value = getattr(recipe, name)
-            new = _scaled(name, value, factor, recipe)
+            new = _scaled(name, value, factor, recipe, steps_per_epoch, total_steps)
             if new != value:
                 changes[name] = new
+        changes = _whole_epochs(recipe, changes, steps_per_epoch, total_steps)
     fitted = recipe.replace(**changes) if changes else recipe
     line = "schedule: " + describe(fitted, steps_per_epoch, total_steps)
     if changes:
@@ -198,20 +203,50 @@ def fit_schedule(recipe: Recipe, *, total_steps: int, steps_per_epoch: int, expl
                     {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()})
 
 
-def _scaled(name: str, value: Any, factor: float, recipe: Recipe) -> Any:
+WHOLE_EPOCH_SHIFT = 0.02  # a scaled length moves to a whole epoch when that shifts it by at most 2% of the run
+
+
+def _scaled(name: str, value: Any, factor: float, recipe: Recipe, steps_per_epoch: int, total_steps: int) -> Any:
+    """A length of the recipe scaled by ``factor``, never under one epoch, in whole epochs where that moves it by at
+    most ``WHOLE_EPOCH_SHIFT`` of the run (milestones: ``_whole_epochs``, all of them or none)."""
     if name == "milestones_iterations":
         return tuple(max(1, round(m * factor)) for m in value)
     if name == "milestones_epochs":
         return tuple(max(1.0, round(m * factor, 2)) for m in value)
     if name == "warmup_iterations":
-        return max(1, round(value * factor)) if value else 0
+        exact = max(steps_per_epoch, round(value * factor))
+        whole = round(exact / steps_per_epoch) * steps_per_epoch
+        return (whole if abs(whole - exact) <= WHOLE_EPOCH_SHIFT * total_steps else exact) if value else 0
     if name in ("step_epochs", "warmup_epochs"):
-        return max(1.0, round(value * factor, 2)) if value else value
+        exact = max(1.0, value * factor)
+        whole = float(round(exact))
+        return (whole if abs(whole - exact) * steps_per_epoch <= WHOLE_EPOCH_SHIFT * total_steps
+                else round(exact, 2)) if value else value
     if name == "plateau_patience_epochs":
         return max(1, round(value * factor))
     if name == "gamma" and recipe.schedule == "exp":  # per-epoch decay: the same total decay over the run
         return value ** (1 / factor)
     return value
+
+
+def _whole_epochs(recipe: Recipe, changes: dict[str, Any], steps_per_epoch: int, total_steps: int) -> dict[str, Any]:
+    """``changes`` with the scaled milestones moved to the nearest whole epoch (never before the first) when none
+    moves by more than ``WHOLE_EPOCH_SHIFT`` of the run, none merges with another and none reaches the run's end;
+    else (a run of a few epochs) they stay at their exact step, and the schedule line names the steps."""
+    whole = dict(changes)
+    if "milestones_iterations" in changes:
+        whole["milestones_iterations"] = tuple(max(1, round(m / steps_per_epoch)) * steps_per_epoch
+                                               for m in changes["milestones_iterations"])
+    if "milestones_epochs" in changes:
+        whole["milestones_epochs"] = tuple(max(1.0, float(round(m))) for m in changes["milestones_epochs"])
+    if whole == changes:
+        return changes
+    exact = milestone_steps(recipe.replace(**changes), steps_per_epoch, total_steps)
+    moved = milestone_steps(recipe.replace(**whole), steps_per_epoch, total_steps)
+    near = all(abs(a - b) <= WHOLE_EPOCH_SHIFT * total_steps for a, b in zip(exact, moved))
+    same_count = len(set(moved)) == len(set(exact))
+    inside = sum(m < total_steps for m in moved) == sum(m < total_steps for m in exact)
+    return whole if near and same_count and inside else changes
 
 
 def describe(recipe: Recipe, steps_per_epoch: int, total_steps: int) -> str:
@@ -220,9 +255,16 @@ def describe(recipe: Recipe, steps_per_epoch: int, total_steps: int) -> str:
     text = f"lr {recipe.lr:g}, "
     match recipe.schedule:
         case "multistep":
-            at = [_epochs(s, steps_per_epoch) for s in milestone_steps(recipe, steps_per_epoch, total_steps)]
+            steps = milestone_steps(recipe, steps_per_epoch, total_steps)
+            at = [_epochs(s, steps_per_epoch) for s in steps]
             word = "epoch" if len(at) == 1 else "epochs"
-            text += f"x{recipe.gamma:g} at {word} {_and(at)} of {n}" if at else f"constant for {n} epochs"
+            if not steps:
+                text += f"constant for {n} epochs"
+            elif all(s % steps_per_epoch == 0 for s in steps):
+                text += f"x{recipe.gamma:g} at {word} {_and(at)} of {n}"
+            else:  # a drop inside an epoch: the steps say exactly where
+                text += (f"x{recipe.gamma:g} at step{'s' if len(steps) > 1 else ''} {_and([f'{s:,}' for s in steps])} "
+                         f"of {total_steps:,} ({word} {_and(at)} of {n})")
         case "step":
             text += f"x{recipe.gamma:g} every {recipe.step_epochs:g} epochs of {n}"
         case "plateau":
@@ -240,7 +282,9 @@ def describe(recipe: Recipe, steps_per_epoch: int, total_steps: int) -> str:
     warm = warmup_steps(recipe, steps_per_epoch)
     if warm:
         start = f" from {recipe.warmup_start_lr:g}" if recipe.warmup_start_lr else ""
-        text += f", after a {recipe.warmup} warm-up{start} of {_epochs(warm, steps_per_epoch)} epoch(s)"
+        length = (f"{_epochs(warm, steps_per_epoch)} epoch(s)" if warm % steps_per_epoch == 0 else
+                  f"{warm:,} steps ({_epochs(warm, steps_per_epoch)} epochs)")
+        text += f", after a {recipe.warmup} warm-up{start} of {length}"
     return text
 
 
@@ -300,5 +344,5 @@ def replanned(state: dict[str, Any], recipe: Recipe, steps_per_epoch: int, total
             f"{old_lr:.4g} -> {new_lr:.4g}")
 
 
-__all__ = ["LENGTH_FIELDS", "Plateau", "Schedule", "base_recipe", "describe", "fit_schedule", "lr_at", "make_sgd",
-           "milestone_steps", "replanned", "scheduled_lr", "warmup_steps"]
+__all__ = ["LENGTH_FIELDS", "WHOLE_EPOCH_SHIFT", "Plateau", "Schedule", "base_recipe", "describe", "fit_schedule",
+           "lr_at", "make_sgd", "milestone_steps", "replanned", "scheduled_lr", "warmup_steps"]

@@ -11,7 +11,8 @@ After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last
 The same loop runs under ``torchrun`` (``distributed``: sharded loaders, DDP, sums reduced over the ranks, rank 0
 writes), and every decision that ends a run early, a signal, a dead loader worker or a non-finite loss, is taken by
 all ranks at the same step (``stopping``). A run stopped mid-epoch is checkpointed at its last finished step and
-resumes bit-identically on the CPU with the same thread count. Weights that became non-finite are never saved
+resumes bit-identically on the CPU with the same thread count (a resume reuses the run's own). The run directory is
+held by one process for the run's life (``claim_run_dir``, ``run_files.RunLock``). Weights that became non-finite are never saved
 (``check_weights``).
 """
 
@@ -28,11 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed
 import torch.nn.functional as F
 from torch import nn
 
-from .. import checkpoint as ckpt
 from ..analysis import analyze
 from ..data import Data, TensorSource, load_data, make_loader
 from ..data.cache import hold_folder
@@ -42,12 +41,11 @@ from ..errors import UserError
 from ..metrics import classification_metrics
 from ..registry import model_info
 from .config import RunConfig, default_num_classes, input_channels
-from .distributed import (RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm,
-                          initialized, wrap)
+from .distributed import RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm, wrap
 from .finetune import head_parameters, start_net
-from .run import Run, RunResult, restore, save
-from .run_files import (RunFiles, check_out, config_record, default_run_dir, epoch_line, eta, header_lines, print_line,
-                        silent, summary)
+from .run import Run, RunResult, check_same_data, restore, resume_point, save
+from .run_files import (RUN_FILE_NAMES, RunFiles, RunLock, check_out, config_record, default_run_dir, epoch_line, eta,
+                        header_lines, print_line, silent, summary)
 from .schedules import Plateau, fit_schedule, lr_at, make_sgd, replanned
 from .stopping import NonFiniteLoss, StepGuard, StopFlag, TrainingInterrupted, WorkerDied, worker_death
 
@@ -63,16 +61,16 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     backends = set_backends(device, deterministic=config.deterministic, tf32=config.tf32)  # before any CUDA work
     if config.decode == "gpu":
         check_gpu_decode(device)
-    path, state = ckpt.find_resume_state(Path(config.resume)) if config.resume else (None, None)
-    earlier = [] if config.out is None or config.resume else check_out(Path(config.out), overwrite=config.overwrite)
-    recipe, size = config.recipe, config.image_size
-    rank_batch = runtime.split_batch(recipe.batch_size)
+    rank_batch = runtime.split_batch(config.recipe.batch_size)
     amp_dtype = amp_dtype_for(config.amp, device)
     if config.sync_bn and device.type != "cuda":
         convert_sync_batchnorm(nn.Identity(), device)  # refuses with the reason, before anything is written
-    if net is None:  # an absurd --image-size: refused before allocating
-        check_memory(config.model, size, rank_batch, device, amp_dtype)
+    if net is None:  # an absurd --image-size: refused first
+        check_memory(config.model, config.image_size, rank_batch, device, amp_dtype)
     runtime.start(device)
+    refuse_if_held(config, runtime)  # a folder another process holds: refused before any data is read
+    resumed = resume_point(Path(config.resume)) if config.resume else (None, None, None)
+    size = config.image_size
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     in_channels = input_channels(config, net)
@@ -81,20 +79,75 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
                          num_classes=default_num_classes(config, net), val_fraction=config.val_fraction,
                          download=config.download)
     # a small image folder is decoded once and trained like CIFAR (data/cache.py)
-    data, train_geo, eval_geo = hold_folder(data, recipe.geometry(size), recipe.eval_geometry(size),
+    data, train_geo, eval_geo = hold_folder(data, config.recipe.geometry(size), config.recipe.eval_geometry(size),
                                             mode=config.cache, device=device,
                                             threads=config.threads or runtime.cpu_share(), progress=config.progress)
     if net is None and device.type == "cuda" and isinstance(data.train, TensorSource):  # and with the data on it
         held = sum(split.images.numel() * split.images.element_size() for split in (data.train, data.val))
         check_memory(config.model, size, rank_batch, device, amp_dtype, held_bytes=held)
-    if state is not None and list(data.classes) != state["config"]["classes"]:
-        raise UserError(f"--resume {path.parent}: the data's classes changed since the run started "
-                        f"({data.num_classes} now, {len(state['config']['classes'])} then)")
+    out, lock = claim_run_dir(config, runtime)  # held from here on, before anything is written there
+    try:
+        return _prepare(config, net, data, log, runtime=runtime, device=device, amp_dtype=amp_dtype, out=out,
+                        lock=lock, resumed=resumed, geos=(train_geo, eval_geo), in_channels=in_channels,
+                        backends=backends)
+    except BaseException:
+        if lock is not None:
+            lock.abandon()  # released; a folder this run created and left empty is removed
+        raise
+
+
+def refuse_if_held(config: RunConfig, runtime: Runtime) -> None:
+    """Refuse at once a run folder another process holds (``claim_run_dir`` takes it, once the data is read)."""
+    refusal = None
+    if runtime.main and config.out is not None:
+        refusal = RunLock.refusal(Path(config.out), "--resume" if config.resume else "--out")
+    refusal = runtime.broadcast(refusal)
+    if refusal is not None:
+        raise UserError(refusal)
+
+
+def claim_run_dir(config: RunConfig, runtime: Runtime) -> tuple[Path, RunLock | None]:
+    """The run directory (``--out``, ``--resume``'s, or a new ``runs/<model>-<time>``), created if needed and locked
+    by rank 0 for the run's life (``RunLock``): a second run, ``--overwrite`` or ``--resume`` of a folder in use is
+    refused. Under torchrun every rank learns rank 0's folder and its refusal, if any."""
+    flag = "--resume" if config.resume else "--out"
+    lock, refusal, out = None, None, config.out
+    if runtime.main:
+        try:
+            made = out is None
+            out = str(default_run_dir(config.model)) if made else out
+            lock = RunLock.take(Path(out), flag, made=made)
+        except UserError as exc:
+            refusal = str(exc)
+    out, refusal = runtime.broadcast((out, refusal))
+    if refusal is not None:
+        raise UserError(refusal)
+    return Path(out), lock
+
+
+def _prepare(config: RunConfig, net: nn.Module | None, data: Data, log: Callable[[str], None] | None, *,
+             runtime: Runtime, device: torch.device, amp_dtype: torch.dtype | None, out: Path, lock: RunLock | None,
+             resumed: tuple[Path | None, dict[str, Any] | None, dict[str, Any] | None],
+             geos: tuple[Any, Any], in_channels: int, backends: dict[str, Any]) -> Run:
+    """``prepare`` once the data is read and the run directory held."""
+    path, state, recorded = resumed
+    train_geo, eval_geo = geos
+    if not config.resume:
+        earlier = check_out(out, overwrite=config.overwrite)  # under the lock: no other run writes there now
+    else:  # a run killed before its first checkpoint starts over: what its first attempt wrote goes
+        earlier = [n for n in RUN_FILE_NAMES if n != "config.json" and (out / n).exists()] if state is None else []
+        if state is None and runtime.main and log is not None:
+            log(f"resuming {out}: it has no checkpoint yet (stopped before its first epoch ended): starting it over "
+                "from its config.json")
+    recipe, size = config.recipe, config.image_size
+    rank_batch = runtime.split_batch(recipe.batch_size)
+    if recorded is not None:
+        check_same_data(data, recorded, out)
     # one step of the whole split: say so and record the batch used (too few images for a step: refused below)
     if recipe.batch_size > len(data.train) >= 2 * runtime.world_size and state is None:
         clamped = max(runtime.world_size, len(data.train) // runtime.world_size * runtime.world_size)
         warnings.warn(f"batch_size {recipe.batch_size:,} is larger than the training split ({len(data.train):,} "
-                      f"images): using {clamped:,} (recorded in config.json)", stacklevel=2)
+                      f"images): using {clamped:,} (recorded in config.json)", stacklevel=3)
         recipe = recipe.replace(batch_size=clamped)
         config = config.replace(recipe=recipe)
         rank_batch = runtime.split_batch(clamped)
@@ -109,8 +162,8 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         raise UserError(f"--data {data.spec}: the training split has fewer than {2 * runtime.world_size} images")
     if config.epochs is not None:
         total_steps = config.epochs * steps_per_epoch
-    elif state is not None:
-        total_steps = state["config"]["total_steps"]
+    elif recorded is not None:
+        total_steps = recorded["total_steps"]
     else:
         total_steps = recipe.iterations or recipe.epochs * steps_per_epoch
     num_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -144,8 +197,6 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
                           schedule_line=schedule.line, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                           num_epochs=num_epochs, extra=start_lines)
     config = config.replace(recipe=schedule.recipe)  # the run trains with the fitted schedule
-    out = runtime.broadcast(config.out if config.out is not None else
-                            default_run_dir(config.model) if runtime.main else None)
     ddp = wrap(net, device, runtime)
     forward = torch.compile(ddp) if config.compile else ddp
     # validation runs the bare network under torchrun: ranks hold different numbers of validation batches, and a
@@ -160,7 +211,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
         plateau=Plateau.from_recipe(schedule.recipe),
         guard=StepGuard(device, runtime, policy=config.on_nonfinite),
         streams=RankStreams(net, device, runtime, config.seed), train_loader=train_loader, val_loader=val_loader,
-        files=RunFiles.create(out, main=runtime.main, replace=earlier),
+        files=RunFiles.create(out, main=runtime.main, replace=earlier), lock=lock,
         log=(log or silent) if runtime.main else silent,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_epochs=num_epochs,
         sums=torch.zeros(2, dtype=sum_dtype(device), device=device),
@@ -173,7 +224,7 @@ def prepare(config: RunConfig, *, net: nn.Module | None = None, data: Data | Non
     for line in header:
         run.log(line)
     for note in schedule.warnings:
-        warnings.warn(f"schedule: {note}", stacklevel=2)
+        warnings.warn(f"schedule: {note}", stacklevel=3)
     if state is not None:
         restore(run, state, path)
     run.files.write_config(record)
@@ -249,7 +300,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     run.net.train()
     t0, seen_before, skipped = time.perf_counter(), run.seen, 0
     bar = run.files.progress(steps, run.step, f"epoch {epoch + 1}/{run.num_epochs}", run.config.progress, run.seen)
-    lr, done = None, run.step
+    lr, first_lr, done = None, None, run.step
     epoch_batches = run.train_loader.epoch(epoch, run.step)
     batches = enumerate(epoch_batches, start=run.step)
     while done < steps:
@@ -257,6 +308,7 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             step, (x, y) = next(batches)
             lr = lr_at(epoch * spe + step, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                        plateau_factor=run.plateau.lr_factor)
+            first_lr = lr if step == 0 else first_lr
             for group in run.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_mult", 1.0)
             if len(y) or run.runtime.distributed:  # no labels: no image of this batch decoded (the loader says which)
@@ -289,12 +341,15 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
     if lr is None:  # resumed after the epoch's last step: log the lr that step used, not the recipe's base lr
         lr = lr_at(epoch * spe + max(steps - 1, 0), run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
                    plateau_factor=run.plateau.lr_factor)
+    if first_lr is None:  # resumed mid-epoch: its first step ran before (the plateau factor changes between epochs)
+        first_lr = lr_at(epoch * spe, run.recipe, steps_per_epoch=spe, total_steps=run.total_steps,
+                         plateau_factor=run.plateau.lr_factor)
     bar.close()
     loss_sum, hits, count, new_images = epoch_sums(run, seen_before)
     seconds = time.perf_counter() - t0  # after the read above: the device has caught up
     run.train_seconds += seconds
     run.images_seen += int(new_images)
-    return {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(count, 1.0),
+    return {"epoch": epoch + 1, "lr": lr, "lr_first": first_lr, "train_loss": loss_sum / max(count, 1.0),
             "train_top1": 100.0 * hits / max(count, 1.0), "images_per_s": new_images / max(seconds, 1e-9),
             "train_seconds": seconds, "train_images": int(count),
             **({"skipped_steps": skipped} if run.config.on_nonfinite == "skip" else {})}
@@ -396,11 +451,9 @@ def finish(run: Run, *, interrupted: bool, reason: str | None = None) -> dict[st
 
 def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data | None = None,
                  log: Callable[[str], None] | None = print_line) -> RunResult:
-    """``prepare``, then the epochs; a signal during validation is agreed by all ranks and stops after it. A process
-    group the run made (under torchrun) is destroyed when it ends, however it ends."""
-    had_group = initialized()
+    """``prepare``, then the epochs; a signal during validation is agreed by all ranks and stops after it."""
+    run = prepare(config, net=net, data=data, log=log)
     try:
-        run = prepare(config, net=net, data=data, log=log)
         with StopFlag() as stop:
             while run.epoch < run.num_epochs:
                 t0 = time.perf_counter()
@@ -413,8 +466,8 @@ def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data 
                     finish(run, interrupted=True, reason=signal.Signals(signum).name)
                     raise TrainingInterrupted(signum, run.files.out)
         result = finish(run, interrupted=False)
-        run.net.eval()
-        return RunResult(run.files.out, run.net, result, run.history)
     finally:
-        if not had_group and initialized():
-            torch.distributed.destroy_process_group()
+        if run.lock is not None:
+            run.lock.release()
+    run.net.eval()
+    return RunResult(run.files.out, run.net, result, run.history)
