@@ -135,9 +135,10 @@ class Check:
         self.out.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.report, indent=1, default=str) + "\n")
 
-    def case(self, name: str, fn: Callable[[], dict[str, Any]], *, limit: float, cuda_only: str | None = None,
-             smoke_skip: str | None = None) -> None:
-        """Run ``fn`` (figures, with ``ok``: True/False, or None for figures only) within ``limit`` seconds."""
+    def case(self, name: str, fn: Callable[[dict[str, Any]], bool | None], *, limit: float,
+             cuda_only: str | None = None, smoke_skip: str | None = None) -> None:
+        """Run ``fn(figures)`` within ``limit`` seconds: it fills ``figures`` as it goes (what it measured before a
+        timeout or an exception is kept) and returns True/False (the check held or not) or None (figures only)."""
         entry: dict[str, Any]
         if cuda_only and not self.cuda:
             entry = {"status": "skipped", "reason": cuda_only}
@@ -146,17 +147,17 @@ class Check:
         elif self.left() < 5:
             entry = {"status": "skipped", "reason": f"the {self.budget:.0f} s budget is spent"}
         else:
-            start = time.perf_counter()
-            signal.alarm(max(1, int(min(limit, self.left()))))
+            start, figures = time.perf_counter(), {}
+            seconds = max(1, int(min(limit, self.left())))
+            signal.alarm(seconds)
             try:
-                result = fn()
-                ok = result.pop("ok", None)
-                entry = {"status": "measured" if ok is None else "ok" if ok else "fail", **result}
+                ok = fn(figures)
+                entry = {"status": "measured" if ok is None else "ok" if ok else "fail", **figures}
             except CaseTimeout:
-                entry = {"status": "timeout", "reason": f"over {min(limit, self.left()):.0f} s"}
+                entry = {"status": "timeout", "reason": f"over {seconds} s", **figures}
             except Exception as exc:  # one broken path must not hide the others
                 entry = {"status": "error", "reason": f"{type(exc).__name__}: {str(exc).strip()[:500]}",
-                         "traceback": traceback.format_exc()[-2000:]}
+                         "traceback": traceback.format_exc()[-2000:], **figures}
             finally:
                 signal.alarm(0)
             entry["seconds"] = round(time.perf_counter() - start, 2)
@@ -241,14 +242,14 @@ def _skipped_first_step(fused: bool, device: str) -> int:
     return sum(int((~torch.isfinite(p)).sum()) for p in net.parameters())
 
 
-def fp16_overflow(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def fp16_overflow(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool:
     device = "cuda" if check.cuda else "cpu"
-    result: dict[str, Any] = {"torch_fused_sgd_nonfinite": _skipped_first_step(True, device),
-                              "make_sgd_scaled_nonfinite": _skipped_first_step(False, device)}
+    result.update(torch_fused_sgd_nonfinite=_skipped_first_step(True, device),
+                  make_sgd_scaled_nonfinite=_skipped_first_step(False, device))
     ok = result["make_sgd_scaled_nonfinite"] == 0
     if not check.cuda:
         result["trainer"] = "skipped: --amp fp16 needs CUDA"
-        return {"ok": ok, **result}
+        return ok
     net = cnnzoo.create_model("resnet20")
     net.stem = nn.Sequential(net.stem, OverflowOnce())
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -260,16 +261,15 @@ def fp16_overflow(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
     finite = all(bool(torch.isfinite(v).all()) for v in after.values() if v.is_floating_point())
     result.update(trainer_scale_after=scale, trainer_first_step_skipped=scale < 65536.0, weights_changed=changed,
                   weights_finite=finite, train_loss=run.history[-1]["train_loss"])
-    return {"ok": ok and changed and finite and scale < 65536.0, **result}
+    return ok and changed and finite and scale < 65536.0
 
 
 # ---- LRN ------------------------------------------------------------------------------------------------------------
 
 
-def lrn_precision(check: Check, sz: Sizes) -> dict[str, Any]:
+def lrn_precision(check: Check, sz: Sizes, result: dict[str, Any]) -> bool:
     device = torch.device("cuda" if check.cuda else "cpu")
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16} if check.cuda else {"bf16": torch.bfloat16}
-    result: dict[str, Any] = {}
     ok = True
     for name in ("alexnet", "zfnet", "googlenet", "vgg11_lrn"):
         info = cnnzoo.model_info(name)
@@ -297,7 +297,7 @@ def lrn_precision(check: Check, sz: Sizes) -> dict[str, Any]:
                 ok &= err < 1e-2
         result[name] = row
         del net
-    return {"ok": ok, **result}
+    return ok
 
 
 # ---- torchrun -------------------------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ assert seen["sync_bn_layers"] > 0 and not seen["group_after"], seen
 """
 
 
-def torchrun_nccl(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def torchrun_nccl(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool:
     script = tmp / "torchrun_child.py"
     script.write_text(TORCHRUN_CHILD.format(src=str(ROOT / "src"), images=sz.cifar_images, side=sz.cifar_side,
                                             batch=sz.cifar_batch))
@@ -338,9 +338,10 @@ def torchrun_nccl(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
            str(tmp / "ddp")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(10, check.left() - 5))
     seen = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith("SEEN ")]
-    return {"ok": proc.returncode == 0 and bool(seen), "exit": proc.returncode, "seen": seen[0] if seen else None,
-            "stderr_tail": proc.stderr[-1500:] if proc.returncode else "",
-            "not_checked": "one GPU: SyncBatchNorm statistics and gradient all-reduces across ranks that differ"}
+    result.update(exit=proc.returncode, seen=seen[0] if seen else None,
+                  stderr_tail=proc.stderr[-1500:] if proc.returncode else "",
+                  not_checked="one GPU: SyncBatchNorm statistics and gradient all-reduces across ranks that differ")
+    return proc.returncode == 0 and bool(seen)
 
 
 # ---- resume ---------------------------------------------------------------------------------------------------------
@@ -363,7 +364,7 @@ class Interrupting(nn.Module):
         return self.net(self.drop(x))
 
 
-def resume(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def resume(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool:
     device = "cuda" if check.cuda else "cpu"
     steps = sz.cifar_images // sz.cifar_batch
     kw = dict(image_size=sz.cifar_side, data=f"synthetic:{sz.cifar_images}", batch_size=sz.cifar_batch, epochs=2,
@@ -374,20 +375,21 @@ def resume(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
         return Interrupting(cnnzoo.create_model("resnet20"), at)
 
     try:
-        return _resume_runs(kw, fresh, steps, tmp)
+        return _resume_runs(kw, fresh, steps, tmp, result)
     finally:  # the deterministic mode stays on for a process: off again for the cases after this one
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False
 
 
-def _resume_runs(kw: dict[str, Any], fresh: Callable[[int | None], nn.Module], steps: int,
-                 tmp: Path) -> dict[str, Any]:
+def _resume_runs(kw: dict[str, Any], fresh: Callable[[int | None], nn.Module], steps: int, tmp: Path,
+                 result: dict[str, Any]) -> bool:
     ref = cnnzoo.train(fresh(None), out=tmp / "ref", **kw).model.state_dict()
     floor = cnnzoo.train(fresh(None), out=tmp / "again", **kw).model.state_dict()
     at = steps + steps // 2  # in the middle of the second epoch
     try:
         cnnzoo.train(fresh(at), out=tmp / "cut", **kw)
-        return {"ok": False, "reason": "SIGTERM did not interrupt the run"}
+        result["interrupted_at"] = "nowhere: SIGTERM did not interrupt the run"
+        return False
     except TrainingInterrupted:
         pass
     state = load_state(tmp / "cut" / "last.pt")
@@ -399,9 +401,10 @@ def _resume_runs(kw: dict[str, Any], fresh: Callable[[int | None], nn.Module], s
         return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
 
     d_resume, d_floor = diff(ref, resumed), diff(ref, floor)
-    return {"ok": d_resume == 0 and d_floor == 0, "interrupted_at": f"epoch {state['epoch'] + 1}, step "
-            f"{state['step_in_epoch']} of {steps}", "max_abs_diff_resumed_vs_uninterrupted": d_resume,
-            "max_abs_diff_two_uninterrupted_runs": d_floor, "deterministic": True, "dropout": True}
+    result.update(interrupted_at=f"epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps}",
+                  max_abs_diff_resumed_vs_uninterrupted=d_resume, max_abs_diff_two_uninterrupted_runs=d_floor,
+                  deterministic=True, dropout=True)
+    return d_resume == 0 and d_floor == 0
 
 
 # ---- throughput -----------------------------------------------------------------------------------------------------
@@ -444,9 +447,8 @@ def plain_rate(net: nn.Module, side: int, batch: int, sz: Sizes, device: str, am
     return batch * sz.timed / (time.perf_counter() - start)
 
 
-def throughput(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def throughput(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool | None:
     device = "cuda" if check.cuda else "cpu"
-    result: dict[str, Any] = {}
     matrix = {"fp32_tf32_off": dict(amp="off", tf32=False, channels_last=True),
               "fp32_tf32_on": dict(amp="off", tf32=True, channels_last=True),
               "bf16_nchw": dict(amp="bf16", channels_last=False),
@@ -454,9 +456,10 @@ def throughput(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
               "fp16_channels_last": dict(amp="fp16", channels_last=True)}  # fmt: skip
     if not check.cuda:  # the CPU smoke run: fp32 only
         matrix = {"fp32_cpu": dict(amp="off")}
-    rates = {label: trainer_rate("resnet50_tv", sz.r50_side, sz.r50_batch, sz.r50_steps, device, tmp / f"m_{label}",
-                                 **options) for label, options in matrix.items()}
-    result["resnet50_tv_trainer_images_per_s"] = rates
+    rates = result["resnet50_tv_trainer_images_per_s"] = {}
+    for label, options in matrix.items():
+        rates[label] = trainer_rate("resnet50_tv", sz.r50_side, sz.r50_batch, sz.r50_steps, device, tmp / f"m_{label}",
+                                    **options)
     amp = torch.bfloat16 if check.cuda else None
     torch.manual_seed(0)
     plain50 = plain_rate(torchvision.models.resnet50(num_classes=1000), sz.r50_side, sz.r50_batch, sz, device, amp)
@@ -469,14 +472,13 @@ def throughput(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
     plain56 = plain_rate(cnnzoo.create_model("resnet56"), sz.cifar_side, sz.r56_batch, sz, device, amp)
     result["resnet56"] = {"trainer_images_per_s": r56, "plain_loop_images_per_s": plain56, "ratio": r56 / plain56,
                           "target": ">= 0.8 (the trainer also augments on the device and sums the metrics)"}
-    ok = None if not check.cuda else result["resnet50"]["ratio"] >= 0.9 and result["resnet56"]["ratio"] >= 0.8
-    return {"ok": ok, **result}
+    return None if not check.cuda else result["resnet50"]["ratio"] >= 0.9 and result["resnet56"]["ratio"] >= 0.8
 
 
 # ---- host syncs -----------------------------------------------------------------------------------------------------
 
 
-def host_syncs(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def host_syncs(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool:
     """Every synchronizing CUDA call over ``sync_steps`` trainer steps (and the epoch's end), by source line."""
     steps = sz.sync_steps
     with warnings.catch_warnings(record=True) as caught:
@@ -491,8 +493,9 @@ def host_syncs(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
     where = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught
                     if "synchroniz" in str(w.message).lower())
     per_step = {k: v for k, v in where.items() if v >= steps}
-    return {"ok": not per_step, "steps": steps, "syncs": sum(where.values()), "by_line": dict(where.most_common(20)),
-            "every_step": per_step, "target": "0 per step besides the periodic reads"}
+    result.update(steps=steps, syncs=sum(where.values()), by_line=dict(where.most_common(20)), every_step=per_step,
+                  target="0 per step besides the periodic reads")
+    return not per_step
 
 
 # ---- data loading ---------------------------------------------------------------------------------------------------
@@ -519,13 +522,12 @@ def jpeg_folder(root: Path, count: int, side: tuple[int, int]) -> Path:
     return root
 
 
-def data_loader(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def data_loader(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> None:
     device = torch.device("cuda" if check.cuda else "cpu")
     data = load_data(str(jpeg_folder(tmp / "jpegs", sz.jpegs, sz.jpeg_side)), image_size=224)
     geo = RECIPES["resnet_imagenet"].geometry(224 if check.cuda else 32)
     settings = [("cpu", 8), ("cpu", 15), ("gpu", 8)] if check.cuda else [("cpu", 0), ("gpu", 0)]
-    result: dict[str, Any] = {"images": len(data.train), "jpeg_size": list(sz.jpeg_side),
-                              "default_workers": loader_workers(None)}
+    result.update(images=len(data.train), jpeg_size=list(sz.jpeg_side), default_workers=loader_workers(None))
     for decode, workers in settings:
         loader = make_loader(data, "train", geo=geo, batch_size=sz.loader_batch, device=device, seed=0,
                              workers=workers, decode=decode)
@@ -541,15 +543,15 @@ def data_loader(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
         loader.close()
         label = f"{decode}_decode_{workers}_workers" + ("" if check.cuda or decode == "cpu" else "_on_the_cpu")
         result[label] = {"images_per_s": seen / (time.perf_counter() - start)}
-    return {"ok": None, **result}
+    return None
 
 
 # ---- memory ---------------------------------------------------------------------------------------------------------
 
 
-def memory(check: Check, sz: Sizes) -> dict[str, Any]:
+def memory(check: Check, sz: Sizes, result: dict[str, Any]) -> None:
     set_backends(torch.device("cuda", 0), deterministic=False)
-    result: dict[str, Any] = {"batch": sz.memory_batch, "side": 224}
+    result.update(batch=sz.memory_batch, side=224)
     for name in ("resnet50", "vgg16", "densenet121"):
         for label, amp in (("fp32", None), ("bf16", torch.bfloat16)):
             estimate = training_memory_bytes(name, 224, sz.memory_batch, amp)
@@ -572,7 +574,7 @@ def memory(check: Check, sz: Sizes) -> dict[str, Any]:
                                          "max_memory_allocated_gib": round(measured / 2**30, 3),
                                          "measured_over_estimate": round(measured / estimate, 3)}
             del net, opt, x, y, loss
-    return {"ok": None, **result}
+    return None
 
 
 # ---- compile and CUDA graphs (last) ---------------------------------------------------------------------------------
@@ -618,8 +620,7 @@ def _compiled_steps(net: nn.Module, side: int, batch: int, steps: int, amp: torc
             **_dynamo_counts()}
 
 
-def compile_and_graphs(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def compile_and_graphs(check: Check, sz: Sizes, tmp: Path, result: dict[str, Any]) -> bool:
     ok = True
     try:  # the trainer refuses what it cannot compile without recompiling, in one line
         cnnzoo.train("resnet20", model_kwargs={"drop_path_rate": 0.5, "drop_path_mode": "batch"}, compile=True,
@@ -631,7 +632,7 @@ def compile_and_graphs(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
         result["stochastic_depth_refused"] = str(exc)
     if not check.cuda:
         result["compiled"] = "skipped: checked on CUDA (inductor's CPU compile takes minutes)"
-        return {"ok": ok, **result}
+        return ok
     torch.manual_seed(0)
     eager = plain_rate(cnnzoo.create_model("resnet50_tv"), sz.r50_side, sz.r50_batch, sz, "cuda", torch.bfloat16)
     torch.manual_seed(0)
@@ -657,7 +658,7 @@ def compile_and_graphs(check: Check, sz: Sizes, tmp: Path) -> dict[str, Any]:
             result[name] = _compiled_steps(cnnzoo.create_model(name), sz.cifar_side, sz.cifar_batch, 8, None)
         except Exception as exc:
             result[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
-    return {"ok": ok, **result}
+    return ok
 
 
 def cuda_graph_ratio(sz: Sizes) -> dict[str, Any]:
@@ -731,16 +732,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         cases = {
-            "fp16_overflow": (lambda: fp16_overflow(check, sz, tmp), 60, None, None),
-            "lrn_precision": (lambda: lrn_precision(check, sz), 60, None, None),
-            "torchrun_nccl": (lambda: torchrun_nccl(check, sz, tmp), 120, "NCCL needs CUDA (the gloo path, one and two "
-                              "processes: tests/test_distributed.py)", None),
-            "resume": (lambda: resume(check, sz, tmp), 90, None, None),
-            "throughput": (lambda: throughput(check, sz, tmp), 150, None, None),
-            "host_syncs": (lambda: host_syncs(check, sz, tmp), 60, f"the sync debug mode {need_cuda}", None),
-            "data_loader": (lambda: data_loader(check, sz, tmp), 90, None, None),
-            "memory": (lambda: memory(check, sz), 90, f"max_memory_allocated {need_cuda}", None),
-            "compile": (lambda: compile_and_graphs(check, sz, tmp), 600, None, None),
+            "fp16_overflow": (lambda r: fp16_overflow(check, sz, tmp, r), 60, None, None),
+            "lrn_precision": (lambda r: lrn_precision(check, sz, r), 60, None, None),
+            "torchrun_nccl": (lambda r: torchrun_nccl(check, sz, tmp, r), 120, "NCCL needs CUDA (the gloo path, one "
+                              "and two processes: tests/test_distributed.py)", None),
+            "resume": (lambda r: resume(check, sz, tmp, r), 90, None, None),
+            "throughput": (lambda r: throughput(check, sz, tmp, r), 150, None, None),
+            "host_syncs": (lambda r: host_syncs(check, sz, tmp, r), 60, f"the sync debug mode {need_cuda}", None),
+            "data_loader": (lambda r: data_loader(check, sz, tmp, r), 90, None, None),
+            "memory": (lambda r: memory(check, sz, r), 90, f"max_memory_allocated {need_cuda}", None),
+            "compile": (lambda r: compile_and_graphs(check, sz, tmp, r), 600, None, None),
         }  # fmt: skip
         for name, (fn, limit, cuda_only, smoke_skip) in cases.items():
             if name in only:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
@@ -50,3 +51,28 @@ def test_without_cuda_and_without_smoke_it_is_a_one_line_error(monkeypatch, caps
     assert gpu_check.main() == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnzoo: error: no CUDA device") and err.count("\n") == 1
+
+
+def test_a_case_that_raises_or_runs_over_keeps_its_figures_and_the_rest_runs(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    gpu_check = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)
+    spec.loader.exec_module(gpu_check)
+    check = gpu_check.Check(tmp_path, cuda=False, smoke=True, budget=60)
+
+    def raises(figures):
+        figures["measured_before"] = 1
+        raise RuntimeError("boom")
+
+    def runs_over(figures):
+        figures["first_part"] = 2
+        time.sleep(5)
+
+    check.case("raises", raises, limit=30)
+    check.case("runs_over", runs_over, limit=1)
+    check.case("holds", lambda figures: figures.update(x=3) or True, limit=30)
+    cases = json.loads((tmp_path / "gpu_check.json").read_text())["cases"]
+    assert cases["raises"]["status"] == "error" and cases["raises"]["measured_before"] == 1
+    assert "RuntimeError: boom" in cases["raises"]["reason"]
+    assert cases["runs_over"]["status"] == "timeout" and cases["runs_over"]["first_part"] == 2
+    assert cases["holds"]["status"] == "ok" and cases["holds"]["x"] == 3
