@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.layers.dense import DenseLayer
-from cnnzoo.layers.fractal import Join
+from cnnzoo.models.densenet import DenseLayer
+from cnnzoo.models.fractalnet import Join
 from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.layers import InceptionModule
+from cnnzoo.models.googlenet import InceptionModule
 
 
 def _meta_model(name, **overrides):

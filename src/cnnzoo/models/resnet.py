@@ -25,6 +25,7 @@ and torchvision). Every model also takes ``drop_path_rate`` (1 - p_L, the drop p
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,10 +35,17 @@ from torch import nn
 
 from ..layers.drop_path import DropPathMode, StochasticDepth, drop_path_modules
 from ..layers.init import init_he_
-from ..layers.residual import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck, make_head, make_stage, make_stem
-from ..layers.shortcut import ShortcutType
+from ..layers.residual import (
+    BasicBlock,
+    Bottleneck,
+    PreActBlock,
+    PreActBottleneck,
+    ShortcutType,
+    make_head,
+    make_stage,
+    make_stem,
+)
 from ..registry import ModelInfo, PaperResult, register_model
-from ..layers.residual_keys import torchvision_key_map
 
 PAPER = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (arXiv:1512.03385)"
 
@@ -140,6 +148,28 @@ class ResNet(nn.Module):
         x = self.stem(x)
         x = self.stages(x)
         return self.head(x)
+
+
+_TORCHVISION_RENAMES = (
+    (re.compile(r"^conv1\."), "stem.conv."),
+    (re.compile(r"^bn1\."), "stem.bn."),
+    (re.compile(r"^layer(\d+)\."), r"stages.stage\1."),
+    (re.compile(r"\.downsample\."), ".shortcut."),
+    (re.compile(r"^fc\."), "head.fc."),
+    (re.compile(r"^linear\."), "head.fc."),  # akamaster/pytorch_resnet_cifar10's CIFAR ResNets
+)
+
+
+def torchvision_key_map(state: dict[str, Any]) -> dict[str, Any]:
+    """torchvision ResNet/ResNeXt/Wide-ResNet keys -> ours (also the CIFAR ResNets of
+    akamaster/pytorch_resnet_cifar10): conv1/bn1 -> stem, layerN -> stages.stageN, downsample -> shortcut, fc (or
+    linear) -> head.fc; the block-internal names (conv1, bn1, ...) are already the same (`cnnzoo.layers.residual`)."""
+    mapped = {}
+    for key, value in state.items():
+        for pattern, replacement in _TORCHVISION_RENAMES:
+            key = pattern.sub(replacement, key)
+        mapped[key] = value
+    return mapped
 
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)

@@ -19,8 +19,8 @@ from torch import nn
 
 from ..checkpoint import WeightsError, read_state_dict
 from ..errors import UserError
-from ..layers.shortcut import ZeroPadShortcut
-from ..layers.residual_keys import torchvision_key_map as resnet_key_map
+from ..layers.residual import ZeroPadShortcut
+from ..models.resnet import torchvision_key_map as resnet_key_map
 from ..registry import create_model, model_entry
 
 FREEZE = ("backbone",)
