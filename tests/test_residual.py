@@ -75,7 +75,7 @@ def test_cifar_resnets_use_parameter_free_option_a():
     assert not any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in model.modules())
 
 
-# --- plain networks (He et al. §3.3, §4.2) ----------------------------------------------------------------------------
+# --- plain networks (He et al. §3.3, §4.2) ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
@@ -165,19 +165,15 @@ def test_v1_strides_the_first_1x1_and_v1_5_the_3x3():
         ("plain34", 3_644_493_824),
     ],
 )
-def test_v1_macs_at_224_match_table_1(name, expected):
-    """He et al. Table 1 gives 1.8 / 3.6 / 3.8 / 7.6 / 11.3 x 10^9 "FLOPs", which they count as multiply-adds: the
-    registry holds those figures, and the build is within their rounding (2%)."""
-    macs = _macs(name, 224)
-    assert macs == expected
-    assert macs == pytest.approx(cnnzoo.model_info(name).paper_macs, rel=0.02)
+def test_v1_macs_at_224_by_hand(name, expected):
+    """Conv and fc multiply-adds counted by hooks, independently of the analyzer (He et al. Table 1's printed
+    "FLOPs" are checked against the analyzer by tests/test_registry.py)."""
+    assert _macs(name, 224) == expected
 
 
 def test_v1_5_macs_at_224_match_torchvision():
     """torchvision's _ops for ResNet-50: 4.089e9 (v1.5: the stride in the 3x3 costs more than in the 1x1)."""
-    macs = _macs("resnet50_tv", 224)
-    assert macs == 4_089_184_256
-    assert macs == pytest.approx(cnnzoo.model_info("resnet50_tv").paper_macs, rel=1e-3)
+    assert _macs("resnet50_tv", 224) == 4_089_184_256
 
 
 # --- drop path (per sample, timm) -----------------------------------------------------------------------------------
@@ -329,7 +325,6 @@ def test_preact_resnet1001_comparable_count_is_conv_and_fc_layers():
     counted = sum(p.numel() for m in layers for p in m.parameters())
     info = cnnzoo.model_info("preact_resnet1001")
     assert counted == 10_178_490 == info.comparable_params
-    assert counted == pytest.approx(info.paper_params, rel=0.005)
     assert info.params - counted == sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d)
                                         for p in m.parameters())
 

@@ -284,7 +284,7 @@ class _CifarRow:
     """One CIFAR network of Huang et al. Table 2 (top-1 error %; None where the table has no entry)."""
 
     params: int  # exact, this build at 10 classes
-    paper_params: float  # Table 2
+    paper_params: str  # Table 2, as printed
     c10: float | None  # CIFAR-10, no augmentation (dropout 0.2)
     c10_aug: float  # CIFAR-10 + translation/mirroring
     c100: float | None
@@ -294,24 +294,24 @@ class _CifarRow:
 @dataclass(frozen=True)
 class _ImageNetRow:
     params: int  # exact, this build at 1000 classes
-    macs: float  # at 224x224: torchvision weights meta "_ops"
+    macs: str  # at 224x224: torchvision weights meta "_ops" (GMACs)
     top1_error: float  # the authors' Torch models, single crop
 
 
 _TABLE2 = "Huang et al. 2017, Table 2 (= liuzhuang13/DenseNet README)"
 _CIFAR = {
-    "densenet40_k12": _CifarRow(1_019_722, 1.0e6, c10=7.00, c10_aug=5.24, c100=27.55, c100_aug=24.42),
-    "densenet100_k12": _CifarRow(6_979_642, 7.0e6, c10=5.77, c10_aug=4.10, c100=23.79, c100_aug=20.20),
-    "densenet100_k24": _CifarRow(27_249_082, 27.2e6, c10=5.83, c10_aug=3.74, c100=23.42, c100_aug=19.25),
-    "densenet_bc100_k12": _CifarRow(769_162, 0.8e6, c10=5.92, c10_aug=4.51, c100=24.15, c100_aug=22.27),
-    "densenet_bc250_k24": _CifarRow(15_324_406, 15.3e6, c10=5.19, c10_aug=3.62, c100=19.64, c100_aug=17.60),
-    "densenet_bc190_k40": _CifarRow(25_624_430, 25.6e6, c10=None, c10_aug=3.46, c100=None, c100_aug=17.18),
+    "densenet40_k12": _CifarRow(1_019_722, "1.0M", c10=7.00, c10_aug=5.24, c100=27.55, c100_aug=24.42),
+    "densenet100_k12": _CifarRow(6_979_642, "7.0M", c10=5.77, c10_aug=4.10, c100=23.79, c100_aug=20.20),
+    "densenet100_k24": _CifarRow(27_249_082, "27.2M", c10=5.83, c10_aug=3.74, c100=23.42, c100_aug=19.25),
+    "densenet_bc100_k12": _CifarRow(769_162, "0.8M", c10=5.92, c10_aug=4.51, c100=24.15, c100_aug=22.27),
+    "densenet_bc250_k24": _CifarRow(15_324_406, "15.3M", c10=5.19, c10_aug=3.62, c100=19.64, c100_aug=17.60),
+    "densenet_bc190_k40": _CifarRow(25_624_430, "25.6M", c10=None, c10_aug=3.46, c100=None, c100_aug=17.18),
 }
 _IMAGENET = {
-    "densenet121": _ImageNetRow(params=7_978_856, macs=2.834e9, top1_error=25.0),
-    "densenet169": _ImageNetRow(params=14_149_480, macs=3.36e9, top1_error=23.6),
-    "densenet201": _ImageNetRow(params=20_013_928, macs=4.291e9, top1_error=22.5),
-    "densenet161": _ImageNetRow(params=28_681_000, macs=7.728e9, top1_error=22.2),
+    "densenet121": _ImageNetRow(params=7_978_856, macs="2.834G", top1_error=25.0),
+    "densenet169": _ImageNetRow(params=14_149_480, macs="3.36G", top1_error=23.6),
+    "densenet201": _ImageNetRow(params=20_013_928, macs="4.291G", top1_error=22.5),
+    "densenet161": _ImageNetRow(params=28_681_000, macs="7.728G", top1_error=22.2),
 }
 
 
@@ -325,27 +325,41 @@ def _cifar_results(row: _CifarRow) -> tuple[PaperResult, ...]:
     return tuple(PaperResult("top1_error_pct", e, data, _TABLE2) for data, e in errors.items() if e is not None)
 
 
+# the fields every CIFAR row shares, and every ImageNet row
+_CIFAR_ROW = dict(
+    family="densenet",
+    paper=PAPER,
+    input_size=(3, 32, 32),
+    num_classes=10,
+    min_size=4,  # two 2x2 average pools, then global pooling
+    paper_params_source=_TABLE2,
+    recipe="densenet_cifar",
+)
+_IMAGENET_ROW = dict(
+    family="densenet",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=32,  # /32 overall: stem /4, three transitions /8
+    paper_macs_source="torchvision 0.29.1 weights meta '_ops' (conv+linear MACs at 224x224)",
+    recipe="densenet_imagenet",
+)
+
 for _name, _row in _CIFAR.items():
     _spec = SPECS[_name]
     _depth = (6 if _spec.bottleneck else 3) * _spec.block_layers[0] + 4  # §4.2: L counts every conv and the FC
     register_model(
         DenseNet,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW,
             name=_name,
-            family="densenet",
-            paper=PAPER,
-            input_size=(3, 32, 32),
-            num_classes=10,
             params=_row.params,
             description=(
                 f"CIFAR DenseNet{'-BC' if _spec.bottleneck else ''} (L={_depth}, k={_spec.growth_rate}), "
                 f"stem {_spec.stem_channels}" + (", bottleneck 4k, compression 0.5" if _spec.bottleneck else "")
             ),
-            min_size=4,  # two 2x2 average pools, then global pooling
             paper_params=_row.paper_params,
-            paper_params_source=_TABLE2,
             results=_cifar_results(_row),
-            recipe="densenet_cifar",
         ),
         spec=_spec,
     )
@@ -354,17 +368,12 @@ for _name, _row in _IMAGENET.items():
     _spec = SPECS[_name]
     register_model(
         DenseNet,
-        ModelInfo(
+        ModelInfo.row(
+            _IMAGENET_ROW,
             name=_name,
-            family="densenet",
-            paper=PAPER,
-            input_size=(3, 224, 224),
-            num_classes=1000,
             params=_row.params,
             description=f"ImageNet DenseNet-BC, k={_spec.growth_rate}, blocks {'-'.join(map(str, _spec.block_layers))}",
-            min_size=32,  # /32 overall: stem /4, three transitions /8
             paper_macs=_row.macs,
-            paper_macs_source="torchvision 0.29.1 weights meta '_ops' (conv+linear MACs at 224x224)",
             results=(
                 PaperResult(
                     "top1_error_pct",
@@ -374,7 +383,6 @@ for _name, _row in _IMAGENET.items():
                 ),
             ),
             torchvision=_name,
-            recipe="densenet_imagenet",
         ),
         torchvision_key_map=from_torchvision,
         spec=_spec,

@@ -299,7 +299,7 @@ class _Row:
     description: str
     results: tuple[PaperResult, ...] = ()
     deviations: tuple[str, ...] = ()
-    paper_params: float | None = None
+    paper_params: str | None = None  # as printed
 
 
 _ROWS_BY_NAME = {
@@ -308,30 +308,31 @@ _ROWS_BY_NAME = {
         "CIFAR FractalNet, B=5, C=3: 20 convs on the deepest path + FC",
         results=_FRACTALNET20_RESULTS,
         deviations=(_UNRESOLVED,),
-        paper_params=38.6e6,
+        paper_params="38.6M",
     ),
     "fractalnet40": _Row(76_084_554, "CIFAR FractalNet, B=5, C=4: 40 convs on the deepest path + FC"),
 }
 
+# the fields every FractalNet row shares
+_FRACTALNET = dict(
+    family="fractalnet", paper=PAPER, input_size=(3, 32, 32), num_classes=10, paper_params_verified=False,
+    recipe="fractalnet",
+)
+
 for _name, _row in _ROWS_BY_NAME.items():
     register_model(
         FractalNet,
-        ModelInfo(
+        ModelInfo.row(
+            _FRACTALNET,
             name=_name,
-            family="fractalnet",
-            paper=PAPER,
-            input_size=(3, 32, 32),
-            num_classes=10,
             params=_row.params,
             description=_row.description,
             paper_params=_row.paper_params,
             paper_params_source="Huang et al. 2017 (DenseNet), Table 2, 'FractalNet, depth 21' (unexplained)"
             if _row.paper_params
             else None,
-            paper_params_verified=False,
             results=_row.results,
             deviations=_row.deviations,
-            recipe="fractalnet",
         ),
         spec=SPECS[_name],
     )

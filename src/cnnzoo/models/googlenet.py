@@ -306,14 +306,14 @@ def _from_torchvision(state: dict) -> dict:
     return {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
 
 
+# the fields every GoogLeNet row shares
+_GOOGLENET = dict(family="googlenet", paper=PAPER, input_size=(3, 224, 224), num_classes=1000, recipe="googlenet")
+
 register_model(
     _build,
-    ModelInfo(
+    ModelInfo.row(
+        _GOOGLENET,
         name="googlenet",
-        family="googlenet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=13_378_280,  # 6,998,552 main head + 3,188,840 (aux on 4a) + 3,190,888 (aux on 4d)
         description=(
             "GoogLeNet (Inception v1), 22 layers: stem (7x7/2 conv, LRN, 1x1 + 3x3 convs, LRN), nine Inception "
@@ -324,10 +324,10 @@ register_model(
         min_size=31,  # below it the 3x3/2 max pool after 4e gets a 1x1 map
         comparable_params=6_998_552,
         comparable_params_note="without the two auxiliary heads, aux_logits=False: the network Table 1 counts",
-        paper_params=6.8e6,
+        paper_params="6.8M",
         paper_params_source="Szegedy et al. 2015, Table 1 params column (main network, ~6.8M as usually quoted)",
         paper_params_verified=False,
-        paper_macs=1.5e9,
+        paper_macs="1.5G",
         paper_macs_source="Szegedy et al. 2015, §1: 'a computational budget of 1.5 billion multiply-adds'",
         results=(
             PaperResult("top5_error_pct", 6.67, "ILSVRC-2014 test, 7 models x 144 crops",
@@ -340,26 +340,22 @@ register_model(
             "5x5/3 pool: the identity at 224x224, lets the net run from 31x31",
             "init and LRN constants from the BVLC Caffe replication (the paper states neither)",
         ),
-        recipe="googlenet",
         aux_outputs=2,
     ),
 )
 
 register_model(
     _build,
-    ModelInfo(
+    ModelInfo.row(
+        _GOOGLENET,
         name="googlenet_tv",
-        family="googlenet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=6_624_904,  # aux_logits=True adds 6,379,984 (13,004,888)
         description=(
             "torchvision's GoogLeNet: batch norm after every conv, 3x3 kernels in the '5x5' branch, no LRN, "
             "dropout 0.2; loads torchvision state dicts (aux heads off by default, aux_logits=True builds them)"
         ),
         min_size=15,  # as torchvision's meta
-        paper_macs=1.498e9,
+        paper_macs="1.498G",
         paper_macs_source="torchvision GoogLeNet_Weights.IMAGENET1K_V1 meta _ops (= conv+fc MACs)",
         deviations=(
             "batch norm (eps 1e-3) after every conv, no conv biases, no LRN (torchvision/TF-slim port)",
@@ -370,7 +366,6 @@ register_model(
             "without weights)",
         ),
         torchvision="googlenet",
-        recipe="googlenet",
     ),
     torchvision_key_map=_from_torchvision,
     torchvision_layout=True,

@@ -187,8 +187,8 @@ class _ImageNetRow:
     block: type[BasicBlock] | type[Bottleneck]
     depths: tuple[int, int, int, int]  # Table 1: conv2_x .. conv5_x block counts
     params: int  # exact, this build at 1000 classes (v1 and v1.5 alike)
-    table1_flops: float  # Table 1 "FLOPs", which He et al. count as multiply-adds (1.8 .. 11.3 x 10^9)
-    tv_macs: float  # torchvision meta "_ops" (v1.5 conv+fc MACs at 224)
+    table1_flops: str  # Table 1 "FLOPs", which He et al. count as multiply-adds ("1.8e9" .. "11.3e9", as printed)
+    tv_macs: str  # torchvision meta "_ops" (v1.5 conv+fc GMACs at 224)
     tv_acc1: float  # torchvision meta acc@1 (and acc@5 below), 1 crop 224
     tv_acc5: float
     results: tuple[PaperResult, ...] = ()  # the authors' released Caffe models
@@ -199,7 +199,7 @@ class _CifarRow:
     """One CIFAR ResNet of He et al. §4.2 / Table 6."""
     n: int  # blocks per stage: depth 6n + 2
     params: int  # exact, this build at 10 classes
-    paper_params: float  # Table 6
+    paper_params: str  # Table 6, as printed
     error: float  # Table 6, CIFAR-10 test error % (+aug)
 
 
@@ -217,24 +217,24 @@ def _caffe_results(top1_10: float, top5_10: float, top1_1: float, top5_1: float)
 
 
 _IMAGENET: dict[int, _ImageNetRow] = {
-    18: _ImageNetRow(BasicBlock, (2, 2, 2, 2), 11_689_512, table1_flops=1.8e9, tv_macs=1.814e9,
+    18: _ImageNetRow(BasicBlock, (2, 2, 2, 2), 11_689_512, table1_flops="1.8e9", tv_macs="1.814G",
                      tv_acc1=69.758, tv_acc5=89.078),
-    34: _ImageNetRow(BasicBlock, (3, 4, 6, 3), 21_797_672, table1_flops=3.6e9, tv_macs=3.664e9,
+    34: _ImageNetRow(BasicBlock, (3, 4, 6, 3), 21_797_672, table1_flops="3.6e9", tv_macs="3.664G",
                      tv_acc1=73.314, tv_acc5=91.42),
-    50: _ImageNetRow(Bottleneck, (3, 4, 6, 3), 25_557_032, table1_flops=3.8e9, tv_macs=4.089e9,
+    50: _ImageNetRow(Bottleneck, (3, 4, 6, 3), 25_557_032, table1_flops="3.8e9", tv_macs="4.089G",
                      tv_acc1=76.13, tv_acc5=92.862, results=_caffe_results(22.9, 6.7, 24.7, 7.8)),
-    101: _ImageNetRow(Bottleneck, (3, 4, 23, 3), 44_549_160, table1_flops=7.6e9, tv_macs=7.801e9,
+    101: _ImageNetRow(Bottleneck, (3, 4, 23, 3), 44_549_160, table1_flops="7.6e9", tv_macs="7.801G",
                       tv_acc1=77.374, tv_acc5=93.546, results=_caffe_results(21.8, 6.1, 23.6, 7.1)),
-    152: _ImageNetRow(Bottleneck, (3, 8, 36, 3), 60_192_808, table1_flops=11.3e9, tv_macs=11.514e9,
+    152: _ImageNetRow(Bottleneck, (3, 8, 36, 3), 60_192_808, table1_flops="11.3e9", tv_macs="11.514G",
                       tv_acc1=78.312, tv_acc5=94.046, results=_caffe_results(21.4, 5.7, 23.0, 6.7)),
 }
 _CIFAR: dict[int, _CifarRow] = {
-    20: _CifarRow(n=3, params=269_722, paper_params=0.27e6, error=8.75),
-    32: _CifarRow(n=5, params=464_154, paper_params=0.46e6, error=7.51),
-    44: _CifarRow(n=7, params=658_586, paper_params=0.66e6, error=7.17),
-    56: _CifarRow(n=9, params=853_018, paper_params=0.85e6, error=6.97),
-    110: _CifarRow(n=18, params=1_727_962, paper_params=1.7e6, error=6.43),
-    1202: _CifarRow(n=200, params=19_421_274, paper_params=19.4e6, error=7.93),
+    20: _CifarRow(n=3, params=269_722, paper_params="0.27M", error=8.75),
+    32: _CifarRow(n=5, params=464_154, paper_params="0.46M", error=7.51),
+    44: _CifarRow(n=7, params=658_586, paper_params="0.66M", error=7.17),
+    56: _CifarRow(n=9, params=853_018, paper_params="0.85M", error=6.97),
+    110: _CifarRow(n=18, params=1_727_962, paper_params="1.7M", error=6.43),
+    1202: _CifarRow(n=200, params=19_421_274, paper_params="19.4M", error=7.93),
 }
 _TABLE6 = "He et al. 2016, Table 6"
 
@@ -279,30 +279,41 @@ SPECS: dict[str, ResNetSpec] = {
     },
 }
 
+# the fields every ImageNet row shares, and every CIFAR row
+_IMAGENET_ROW = dict(
+    family="resnet",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=IMAGENET_MIN_SIZE,
+    recipe="resnet_imagenet",
+)
+_CIFAR_ROW = dict(
+    family="resnet",
+    paper=PAPER,
+    input_size=(3, 32, 32),
+    num_classes=10,
+    min_size=CIFAR_MIN_SIZE,
+    recipe="resnet_cifar",
+)
+_TABLE1_MACS = "He et al. 2016, Table 1 ('FLOPs', counted as multiply-adds, rounded)"
+
 for _depth, _row in _IMAGENET.items():
     _bottleneck = _row.block is Bottleneck
-    _common = dict(
-        family="resnet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
-        params=_row.params,
-        min_size=IMAGENET_MIN_SIZE,
-        recipe="resnet_imagenet",
-    )
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _IMAGENET_ROW,
             name=f"resnet{_depth}",
+            params=_row.params,
             description=f"ResNet-{_depth} (He et al. Table 1), {'bottleneck' if _bottleneck else 'basic'} blocks, "
             "projection shortcuts where the shape changes"
             + (", stride 2 in the first 1x1 of a downsampling bottleneck (v1)" if _bottleneck else ""),
             paper_macs=_row.table1_flops,
-            paper_macs_source="He et al. 2016, Table 1 ('FLOPs', counted as multiply-adds, rounded)",
+            paper_macs_source=_TABLE1_MACS,
             results=_row.results,
             deviations=() if _bottleneck else (_OPTION_B,),
             torchvision=None if _bottleneck else f"resnet{_depth}",
-            **_common,
         ),
         torchvision_key_map=None if _bottleneck else torchvision_key_map,
         spec=SPECS[f"resnet{_depth}"],
@@ -310,11 +321,13 @@ for _depth, _row in _IMAGENET.items():
     _weights = f"torchvision ResNet{_depth}_Weights.IMAGENET1K_V1 meta"
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _IMAGENET_ROW,
             name=f"resnet{_depth}_tv",
+            params=_row.params,
             description=f"torchvision's ResNet-{_depth} (v1.5: stride in the 3x3 of a downsampling bottleneck); "
             "loads torchvision state dicts",
-            paper_params=float(_row.params),
+            paper_params=f"{_row.params:,}",
             paper_params_source=f"{_weights} num_params",
             paper_macs=_row.tv_macs,
             paper_macs_source=f"{_weights} _ops (= conv+fc MACs)",
@@ -328,7 +341,6 @@ for _depth, _row in _IMAGENET.items():
             if _bottleneck
             else (),
             torchvision=f"resnet{_depth}",
-            **_common,
         ),
         torchvision_key_map=torchvision_key_map,
         spec=SPECS[f"resnet{_depth}_tv"],
@@ -337,20 +349,15 @@ for _depth, _row in _IMAGENET.items():
 for _depth, _row in _CIFAR.items():
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW,
             name=f"resnet{_depth}",
-            family="resnet",
-            paper=PAPER,
-            input_size=(3, 32, 32),
-            num_classes=10,
             params=_row.params,
             description=f"CIFAR ResNet-{_depth} (He et al. §4.2): 6n+2 layers with n={_row.n}, "
             "widths 16/32/64 on 32/16/8 maps, zero-padded identity shortcuts (option A)",
-            min_size=CIFAR_MIN_SIZE,
             paper_params=_row.paper_params,
             paper_params_source=_TABLE6,
             results=(PaperResult("top1_error_pct", _row.error, "CIFAR-10 test (+aug)", _TABLE6),),
-            recipe="resnet_cifar",
         ),
         spec=SPECS[f"resnet{_depth}"],
     )
@@ -358,23 +365,20 @@ for _depth, _row in _CIFAR.items():
 for _depth, _plain in _PLAIN_IMAGENET.items():
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _IMAGENET_ROW,
             name=f"plain{_depth}",
-            family="resnet",
-            paper=PAPER,
-            input_size=(3, 224, 224),
-            num_classes=1000,
             params=_plain.params,
             description=f"{_depth}-layer plain network (He et al. §3.3, Fig. 3 middle): the Table 1 layout of "
             f"ResNet-{_depth} without shortcuts, each block ReLU(F(x))",
-            min_size=IMAGENET_MIN_SIZE,
             paper_macs=_IMAGENET[_depth].table1_flops,
-            paper_macs_source="He et al. 2016, Table 1 ('FLOPs', counted as multiply-adds, rounded; the layout the "
-            "plain and residual nets of Table 2 share)",
+            paper_macs_source=_TABLE1_MACS + "; the layout the plain and residual nets of Table 2 share",
             results=(
-                PaperResult("top1_error_pct", _plain.top1_error, _TEN_CROP, "He et al. 2016, Table 2", verified=False),
+                PaperResult(
+                    "top1_error_pct", _plain.top1_error, "ILSVRC-2012 val, 10-crop", "He et al. 2016, Table 2",
+                    verified=False,
+                ),
             ),
-            recipe="resnet_imagenet",
         ),
         spec=SPECS[f"plain{_depth}"],
     )
@@ -382,17 +386,12 @@ for _depth, _plain in _PLAIN_IMAGENET.items():
 for _depth in _PLAIN_CIFAR:
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW,
             name=f"plain{_depth}",
-            family="resnet",
-            paper=PAPER,
-            input_size=(3, 32, 32),
-            num_classes=10,
             params=_CIFAR[_depth].params,  # option A shortcuts are parameter-free: the same count as ResNet
             description=f"CIFAR plain-{_depth} (He et al. §4.2, Fig. 6 left): ResNet-{_depth} (n={_CIFAR[_depth].n}) "
             "without shortcuts, each block ReLU(F(x))",
-            min_size=CIFAR_MIN_SIZE,
-            recipe="resnet_cifar",
         ),
         spec=SPECS[f"plain{_depth}"],
     )
