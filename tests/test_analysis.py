@@ -92,7 +92,7 @@ def test_alexnet_conv1_and_pool1_at_227():
 
 
 def test_naive_inception_module_854m_macs_and_depth_672():
-    block = cnnzoo.layers.InceptionModule(256, 128, None, 192, None, 96, None, naive=True)
+    block = cnnzoo.models.googlenet.InceptionModule(256, 128, None, 192, None, 96, None, naive=True)
     report = analyze(block, (256, 28, 28))
     # lecture: [1x1 conv, 128] 28x28x128x1x1x256 + [3x3 conv, 192] 28x28x192x3x3x256 + [5x5 conv, 96] 28x28x96x5x5x256
     assert report.totals.macs == 28 * 28 * 256 * (128 + 192 * 9 + 96 * 25) == 854_196_224

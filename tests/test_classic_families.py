@@ -102,8 +102,6 @@ def test_alexnet_param_count_from_the_layer_table():
         + _linear_params(4096, 1000)
     )
     assert expected == _built_params("alexnet") == 60_965_224
-    info = cnnzoo.model_info("alexnet")
-    assert abs(info.params - info.paper_params) / info.paper_params < 0.02  # "60 million parameters"
 
 
 @pytest.mark.parametrize("name", ["alexnet", "alexnet_1tower", "zfnet", "zfnet_512_1024_512"])

@@ -19,9 +19,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.layers import StochasticDepth
-from cnnzoo.layers.fractal import FractalBlock, FractalConv
 from cnnzoo.layers.residual import BasicBlock, PreActBlock
-from cnnzoo.models.fractalnet import FractalNet, FractalNetSpec
+from cnnzoo.models.fractalnet import FractalBlock, FractalConv, FractalNet, FractalNetSpec
 from cnnzoo.models.stochastic_depth import SPECS as SD_SPECS
 from cnnzoo.models.resnet import ResNet
 

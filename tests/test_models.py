@@ -8,42 +8,75 @@ from conftest import model_params, no_onednn, shape_device
 
 ALL = cnnzoo.list_models()
 TORCHVISION_COMPATIBLE = [n for n in ALL if cnnzoo.model_info(n).torchvision]
+EPS = torch.finfo(torch.float32).eps
 
 
 def _outputs(out):
     return out if isinstance(out, tuple) else (out,)
 
 
+def _modules_that_run(model, x):
+    """The outputs of ``model(x)`` and the names of the parameters whose modules ran in that pass."""
+    ran = set()
+
+    def record(prefix):
+        return lambda module, inputs, output: ran.update(prefix + k for k, _ in module.named_parameters(recurse=False))
+
+    hooks = [m.register_forward_hook(record(f"{name}." if name else "")) for name, m in model.named_modules()]
+    try:
+        outs = _outputs(model(x))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outs, ran
+
+
 @pytest.mark.parametrize("name", model_params(ALL))
-def test_forward_backward_params(name):
-    """One build and one training step per network, for every check that needs them: exact parameter count at the
-    paper's classes; forward/backward at the smallest valid input; every parameter receives a gradient; eval mode is
-    deterministic and returns one tensor."""
+def test_build_forward_backward_step(name):
+    """One build per network for every check that needs it: the exact parameter count at the paper's classes; a
+    training-mode forward at the smallest valid input (one output per head, finite); backward, where a parameter
+    gets a gradient exactly when its layer ran (a layer-skipping model's dropped blocks and paths get none, not
+    zeros, and something is dropped), never identically zero; eval mode returns the logits alone, deterministically;
+    one SGD step moves every parameter with a gradient (where float32 resolves the update) and no other."""
     info = cnnzoo.model_info(name)
     model = cnnzoo.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == info.params
+    params = dict(model.named_parameters())
+    assert sum(p.numel() for p in params.values()) == info.params
 
     size = info.test_size
     x = torch.randn(2, info.input_size[0], size, size)
     with no_onednn():
         model.train()
-        outs = _outputs(model(x))
+        outs, ran = _modules_that_run(model, x)
         assert len(outs) == 1 + info.aux_outputs
         for out in outs:
             assert out.shape == (2, info.num_classes)
             assert torch.isfinite(out).all()
         sum(out.float().pow(2).mean() for out in outs).backward()
-        no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-        if getattr(model, "skips_layers", False):  # dropped blocks / paths do not run (tests/test_drop_skip.py)
-            assert len(no_grad) < len(list(model.parameters())), "no parameter received a gradient"
+        with_grad = {n for n, p in params.items() if p.grad is not None}
+        assert with_grad <= ran, f"gradient without running: {sorted(with_grad - ran)[:5]}"
+        assert ran <= with_grad, f"ran without a gradient: {sorted(ran - with_grad)[:5]}"
+        if getattr(model, "skips_layers", False):  # stochastic depth, drop-path: dropped layers are not run
+            assert ran < set(params), "a layer-skipping model skipped nothing (seeded draw)"
         else:
-            assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+            assert ran == set(params), f"parameters without gradient: {sorted(set(params) - ran)[:5]}"
+        assert all(torch.isfinite(params[n].grad).all() for n in with_grad)
+        zero = [n for n in with_grad if not params[n].grad.any()]
+        assert not zero, f"identically zero gradients: {zero[:5]}"
 
         model.eval()
         with torch.no_grad():
             a, b = model(x), model(x)
-    assert isinstance(a, torch.Tensor), "eval mode returns the logits alone"
-    assert torch.equal(a, b)
+        assert isinstance(a, torch.Tensor), "eval mode returns the logits alone"
+        assert torch.equal(a, b)
+
+        # one SGD step moves every parameter whose update float32 can resolve, and nothing without a gradient
+        lr = 0.1
+        before = {n: p.detach().clone() for n, p in params.items()}
+        resolvable = {n for n in with_grad if (lr * params[n].grad.abs() > EPS * params[n].abs()).any()}
+        torch.optim.SGD(model.parameters(), lr=lr).step()
+        changed = {n for n, p in params.items() if not torch.equal(p, before[n])}
+        assert resolvable and resolvable <= changed <= with_grad, f"not moved: {sorted(resolvable - changed)[:5]}"
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.layers import InceptionModule, LocalResponseNorm
+from cnnzoo.layers import LocalResponseNorm
+from cnnzoo.models.googlenet import InceptionModule
 
 
 def _meta_model(name, **overrides):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import numbers
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from torch import nn
@@ -32,6 +34,30 @@ class PaperResult:
     verified: bool = True  # False: taken from a secondary source, not yet checked against the cited table
 
 
+_SCALES = {"": 0, "K": 3, "M": 6, "G": 9}
+_PRINTED = re.compile(r"(?P<number>([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?(e[+-]?[0-9]+)?)(?P<scale>[KMG]?)")
+
+
+@dataclass(frozen=True)
+class PrintedNumber:
+    """A number as a paper prints it, and the precision the print implies."""
+
+    value: float
+    tolerance: float  # half a unit of the last printed digit: "1.7M" is 1.7e6 +- 0.05e6, "61,100,840" exact +- 0.5
+
+
+def printed_number(text: str) -> PrintedNumber:
+    """Read a paper's number as printed: digits with optional thousands commas, decimals and exponent, and an
+    optional K/M/G scale ("1.7M", "0.27M", "60M", "3.6e9", "0.714G", "61,100,840"). Trailing zeros count: "1.0M"
+    is precise to 0.05M where "1M" is precise to 0.5M."""
+    match = _PRINTED.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a printed number: {text!r} (e.g. '1.7M', '3.6e9', '61,100,840')")
+    number = Decimal(match["number"].replace(",", "")).scaleb(_SCALES[match["scale"]])
+    last_digit = Decimal(1).scaleb(number.as_tuple().exponent)
+    return PrintedNumber(float(number), float(last_digit / 2))
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What cnnzoo knows about one registered network.
@@ -48,13 +74,15 @@ class ModelInfo:
     params: int  # exact count of this build at num_classes (asserted by the tests)
     description: str = ""
     min_size: int | None = None  # smallest H = W the network accepts; None means input_size's H
-    paper_params: float | None = None  # as the paper reports it (often rounded), with paper_params_source
+    # as the paper prints it (often rounded: "1.7M"), with paper_params_source; `printed_number` reads it
+    paper_params: str | None = None
     paper_params_source: str | None = None
     paper_params_verified: bool = True  # False: paper_params not yet checked against the cited table
     # the part of this build that the paper's figure counts, exactly, where it is not all of ``params``
     comparable_params: int | None = None
     comparable_params_note: str | None = None  # what comparable_params counts, e.g. "without the auxiliary heads"
-    paper_macs: float | None = None  # multiply-adds (1 MAC = 1 multiply + 1 add; FLOPs = 2 x MACs)
+    # multiply-adds as printed ("3.8e9"; 1 MAC = 1 multiply + 1 add; FLOPs = 2 x MACs), at ``input_size``
+    paper_macs: str | None = None
     paper_macs_source: str | None = None
     paper_macs_verified: bool = True  # False: paper_macs not yet checked against the cited table
     results: tuple[PaperResult, ...] = ()
@@ -62,6 +90,17 @@ class ModelInfo:
     torchvision: str | None = None  # name of the torchvision builder whose state dicts this variant loads
     recipe: str | None = None  # name of the default training recipe
     aux_outputs: int = 0  # extra outputs returned in training mode (GoogLeNet's auxiliary heads)
+
+    def __post_init__(self) -> None:
+        for printed in (self.paper_params, self.paper_macs):
+            if printed is not None:
+                printed_number(printed)  # a misprint fails at registration
+
+    @classmethod
+    def row(cls, shared: Mapping[str, Any], **fields: Any) -> ModelInfo:
+        """One registration row: the fields all rows of a family share (``shared``: family, paper, input size,
+        classes, recipe ...), then the row's own, which may override a shared one."""
+        return cls(**{**shared, **fields})
 
     @property
     def test_size(self) -> int:
@@ -83,12 +122,12 @@ class ModelInfo:
             lines.append(f"  comparable:   {self.comparable_params:,} ({self.comparable_params_note})")
         if self.paper_params is not None:
             lines.append(
-                f"  paper params: {_count(self.paper_params)}  [{self.paper_params_source}]"
+                f"  paper params: {self.paper_params}  [{self.paper_params_source}]"
                 + _unverified(self.paper_params_verified)
             )
         if self.paper_macs is not None:
             lines.append(
-                f"  paper MACs:   {_count(self.paper_macs)}  [{self.paper_macs_source}] (FLOPs = 2 x MACs)"
+                f"  paper MACs:   {self.paper_macs}  [{self.paper_macs_source}] (FLOPs = 2 x MACs)"
                 + _unverified(self.paper_macs_verified)
             )
         if self.torchvision:
@@ -104,10 +143,6 @@ class ModelInfo:
         lines.append("  deviations from the paper:" + ("" if self.deviations else " none"))
         lines += [f"    - {d}" for d in self.deviations]
         return lines
-
-
-def _count(n: float) -> str:
-    return f"{n:,}" if isinstance(n, int) else f"{n:,.4g}"
 
 
 def _unverified(verified: bool) -> str:

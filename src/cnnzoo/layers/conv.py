@@ -18,19 +18,6 @@ class ConvReLU(nn.Sequential):
         )
 
 
-class BasicConv2d(nn.Module):
-    """torchvision's GoogLeNet unit: conv (no bias) -> BN (eps 1e-3, from the TF port) -> ReLU, with its key names."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
-
-
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """3x3 conv, padding 1, no bias (a batch norm follows or precedes every conv of these papers)."""
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups, bias=False)

@@ -1,6 +1,5 @@
-"""The residual blocks every residual family builds from: one basic block, one bottleneck, their pre-activation
-forms, one stage builder, stems and heads (shortcuts: `cnnzoo.layers.shortcut`; He initialisation:
-`cnnzoo.layers.init`).
+"""The residual blocks every residual family builds from: their shortcuts, one basic block, one bottleneck, their
+pre-activation forms, one stage builder, stems and heads (He initialisation: `cnnzoo.layers.init`).
 
 Families (ResNet, pre-activation ResNet, Wide ResNet, ResNeXt, Stochastic Depth) differ by spec, not by code.
 Module names follow torchvision's ResNet (``conv1``/``bn1``/..., ``shortcut`` for its ``downsample``) so that a
@@ -14,11 +13,65 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .conv import conv1x1, conv3x3
 from .drop_path import branch_dropped
-from .shortcut import ShortcutType, make_shortcut
+
+# --- shortcuts (He et al. 2016 §3.3): identity where the shape is kept, option A (zero-padded identity) or option B
+# (1x1 projection) where it changes
+
+ShortcutType = Literal["A", "A_avg", "A_split", "B"]
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of He et al. 2016 §3.3: an identity shortcut whose extra output channels are zeros.
+
+    He et al. §4.2 subsample with stride 2 (``x[:, :, ::2, ::2]``, a 1x1 pooling window); the Stochastic Depth code
+    (``ResidualDrop.lua``) averages 2x2 windows instead (``avg_pool=True``). The new channels are appended after the
+    input's, as ``nn.Padding(1, out - in, 3)`` does in that code (the paper does not say where they go);
+    ``split=True`` puts half of them before and half after, the layout of the widely used pretrained CIFAR ResNets
+    (akamaster/pytorch_resnet_cifar10). Parameter-free.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, avg_pool: bool = False,
+                 split: bool = False) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"option A cannot reduce channels ({in_channels} -> {out_channels})")
+        self.extra_channels = out_channels - in_channels
+        before = self.extra_channels // 2 if split else 0
+        self.channel_pad = (before, self.extra_channels - before)
+        if stride == 1:
+            self.pool: nn.Module = nn.Identity()
+        elif avg_pool:  # ceil_mode: an odd side gives the same size as the strided 3x3 conv of the residual branch
+            self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True)
+        else:
+            self.pool = nn.AvgPool2d(1, stride)  # a 1x1 window at stride s is x[:, :, ::s, ::s]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(self.pool(x), (0, 0, 0, 0, *self.channel_pad))
+
+    def extra_repr(self) -> str:
+        return f"extra_channels={self.extra_channels}" + (", split" if self.channel_pad[0] else "")
+
+
+def make_shortcut(in_channels: int, out_channels: int, stride: int, kind: ShortcutType, *, norm: bool) -> nn.Module:
+    """Identity where the shape is kept; otherwise option A (zero padding), A_avg (Huang et al.'s 2x2 average) or
+    option B (1x1 projection, He et al. eq. 2). ``norm`` adds the batch norm of post-activation projections;
+    pre-activation projections take an already normalised input and have none (resnet-1k-layers, WRN code)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if kind in ("A", "A_avg", "A_split"):
+        return ZeroPadShortcut(in_channels, out_channels, stride, avg_pool=kind == "A_avg", split=kind == "A_split")
+    if kind != "B":
+        raise ValueError(f"shortcut must be 'A', 'A_avg', 'A_split' or 'B', got {kind!r}")
+    projection = conv1x1(in_channels, out_channels, stride)
+    return nn.Sequential(projection, nn.BatchNorm2d(out_channels)) if norm else projection
+
+
+# --- blocks
 
 PreActInput = Literal["residual", "shared", "none"]
 
@@ -27,8 +80,24 @@ def _drop_path_or_identity(drop_path: nn.Module | None) -> nn.Module:
     return nn.Identity() if drop_path is None else drop_path
 
 
+def _post_activation_shortcut(
+    in_channels: int, out_channels: int, stride: int, kind: ShortcutType | None, drop_path: nn.Module | None
+) -> nn.Module | None:
+    """The shortcut of a post-activation block, or None for the block of a plain network (He et al. §3.3), which
+    has no shortcut and hence no branch that drop path could drop."""
+    if kind is not None:
+        return make_shortcut(in_channels, out_channels, stride, kind, norm=True)
+    if drop_path is not None and not isinstance(drop_path, nn.Identity):
+        raise ValueError("a plain block (shortcut=None) has no residual branch to drop: drop_path_rate must be 0")
+    return None
+
+
 class BasicBlock(nn.Module):
-    """He et al. 2016 Fig. 2 / Fig. 5 left: conv3x3-BN-ReLU-conv3x3-BN, added to the shortcut, then ReLU."""
+    """He et al. 2016 Fig. 2 / Fig. 5 left: conv3x3-BN-ReLU-conv3x3-BN, added to the shortcut, then ReLU.
+
+    ``shortcut=None`` is the plain block of He et al. §3.3 (Fig. 3 middle): the same layers without the shortcut,
+    so the block outputs ReLU(F(x)).
+    """
 
     expansion = 1
 
@@ -38,7 +107,7 @@ class BasicBlock(nn.Module):
         out_channels: int,
         *,
         stride: int = 1,
-        shortcut: ShortcutType = "B",
+        shortcut: ShortcutType | None = "B",
         drop_path: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -47,7 +116,7 @@ class BasicBlock(nn.Module):
         self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm=True)
+        self.shortcut = _post_activation_shortcut(in_channels, out_channels, stride, shortcut, drop_path)
         self.drop_path = _drop_path_or_identity(drop_path)
         self.relu_out = nn.ReLU(inplace=True)
 
@@ -56,7 +125,9 @@ class BasicBlock(nn.Module):
             return torch.relu(self.shortcut(x))
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(residual))
-        return self.relu_out(self.shortcut(x) + self.drop_path(residual))
+        if self.shortcut is None:  # plain block (He et al. §3.3): y = ReLU(F(x))
+            return self.relu_out(residual)
+        return self.relu_out(self.shortcut(x) + self.drop_path(residual))  # He et al. eq. (1)/(2): ReLU(F(x) + x)
 
 
 class Bottleneck(nn.Module):
@@ -69,6 +140,7 @@ class Bottleneck(nn.Module):
         cardinality: groups of the 3x3 (Xie et al. 2017, form (c)); 1 for ResNet.
         bottleneck_width: Xie et al.'s d, the width of one group at the first (64-wide) stage; it doubles with the
             stage widths. 64 with cardinality 1 is ResNet; 128 is WRN-50-2's doubled 3x3.
+        shortcut: as in `BasicBlock`; None is the plain block of He et al. §3.3 (output ReLU(F(x))).
     """
 
     expansion = 4
@@ -79,7 +151,7 @@ class Bottleneck(nn.Module):
         out_channels: int,
         *,
         stride: int = 1,
-        shortcut: ShortcutType = "B",
+        shortcut: ShortcutType | None = "B",
         stride_in_1x1: bool = True,
         cardinality: int = 1,
         bottleneck_width: int = 64,
@@ -95,7 +167,7 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm=True)
+        self.shortcut = _post_activation_shortcut(in_channels, out_channels, stride, shortcut, drop_path)
         self.drop_path = _drop_path_or_identity(drop_path)
         self.relu_out = nn.ReLU(inplace=True)
 
@@ -105,7 +177,9 @@ class Bottleneck(nn.Module):
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.relu2(self.bn2(self.conv2(residual)))
         residual = self.bn3(self.conv3(residual))
-        return self.relu_out(self.shortcut(x) + self.drop_path(residual))
+        if self.shortcut is None:  # plain block (He et al. §3.3): y = ReLU(F(x))
+            return self.relu_out(residual)
+        return self.relu_out(self.shortcut(x) + self.drop_path(residual))  # He et al. eq. (1)/(2): ReLU(F(x) + x)
 
 
 def _preact(channels: int, preact: PreActInput) -> tuple[nn.Module, nn.Module]:

@@ -183,22 +183,23 @@ _PAPER_RESULTS = (
 # 224 cannot give Fig. 2's 55x55 conv1 maps; sides 227-258 give the 6x6 map fc6 needs, others raise a clear error
 _INPUT_227 = "227x227 input, not the text's 224 (CS231n and bvlc_alexnet use 227: 224 cannot give 55x55 conv1 maps)"
 
+# the fields every AlexNet row shares
+_ALEXNET = dict(
+    family="alexnet", paper=PAPER, input_size=(3, 227, 227), num_classes=1000, min_size=227, recipe="alexnet"
+)
+
 register_model(
     AlexNet,
-    ModelInfo(
+    ModelInfo.row(
+        _ALEXNET,
         name="alexnet",
-        family="alexnet",
-        paper=PAPER,
-        input_size=(3, 227, 227),
-        num_classes=1000,
         params=60_965_224,
         description=(
             "The ILSVRC-2012 winner as the paper and CS231n describe it: conv1 96@11x11/4 -> 55x55x96 (34,944 params), "
             "LRN, overlapping 3x3/2 max-pools, conv2/4/5 split in two groups (the two-GPU scheme), fc6/fc7 4096 with "
             "dropout 0.5, fc8 1000. Paper init (N(0, 0.01), biases 1 in conv2/4/5, fc6, fc7) by default."
         ),
-        min_size=227,
-        paper_params=60e6,
+        paper_params="60M",
         paper_params_source="Krizhevsky et al. 2012, abstract ('60 million parameters')",
         results=_PAPER_RESULTS,
         deviations=(
@@ -207,56 +208,49 @@ register_model(
             # on two GPUs each half was normalised over its own 48 / 128 maps: the maps next to the split differ
             "LRN spans all 96 / 256 maps (each GPU normalised only its own half)",
         ),
-        recipe="alexnet",
     ),
     spec=SPECS["alexnet"],
 )
 
 register_model(
     AlexNet,
-    ModelInfo(
+    ModelInfo.row(
+        _ALEXNET,
         name="alexnet_1tower",
-        family="alexnet",
-        paper=PAPER,
-        input_size=(3, 227, 227),
-        num_classes=1000,
         params=62_378_344,
         description=(
             "AlexNet as the CS231n 'full (simplified)' table draws it: one tower, so conv2, conv4 and conv5 see all "
             "maps of the layer below (1,413,120 parameters more than the two-group paper net)."
         ),
-        min_size=227,
-        paper_params=60e6,
+        paper_params="60M",
         paper_params_source="Krizhevsky et al. 2012, abstract ('60 million parameters', for the two-group net)",
         deviations=(
             "no groups (the lecture's single tower): conv2/4/5 see all maps, +1,413,120 params",
             _INPUT_227,
         ),
-        recipe="alexnet",
     ),
     spec=SPECS["alexnet_1tower"],
 )
 
 register_model(
     AlexNet,
-    ModelInfo(
+    ModelInfo.row(
+        _ALEXNET,
         name="alexnet_tv",
-        family="alexnet",
         paper=(
             "Krizhevsky. One weird trick for parallelizing convolutional neural networks. arXiv:1404.5997, 2014 "
             "(torchvision's `alexnet`)"
         ),
         input_size=(3, 224, 224),
-        num_classes=1000,
         params=61_100_840,
         description=(
             "torchvision's AlexNet: the single-tower 'one weird trick' net (64-192-384-256-256, no LRN, no groups) "
             "with an adaptive 6x6 average pool. Same state-dict keys as torchvision.models.alexnet."
         ),
         min_size=63,
-        paper_params=61_100_840,
+        paper_params="61,100,840",
         paper_params_source="torchvision AlexNet_Weights.IMAGENET1K_V1 meta num_params",
-        paper_macs=0.714e9,
+        paper_macs="0.714G",
         paper_macs_source="torchvision AlexNet_Weights.IMAGENET1K_V1 meta _ops (GMACs at 224x224)",
         results=(
             PaperResult("top1_error_pct", 43.478, "ImageNet-1k val, 224 centre crop", "torchvision (acc@1 56.522)"),
@@ -270,7 +264,6 @@ register_model(
             "PyTorch default initialisation, as torchvision",
         ),
         torchvision="alexnet",
-        recipe="alexnet",
     ),
     spec=SPECS["alexnet_tv"],
 )

@@ -10,23 +10,133 @@ Training-mode output (aux heads on): ``GoogLeNetOutputs(logits, aux_logits2, aux
 torchvision's order, so code written for torchvision's GoogLeNet works unchanged: ``aux_logits2`` is the head on
 inception (4d), ``aux_logits1`` the head on (4a). The paper weights each aux loss by 0.3 (§5). In eval mode, or with
 ``aux_logits=False``, forward returns the logits alone.
+
+The Inception module (§4, Fig. 2) has four parallel branches over the same input, concatenated along channels:
+
+    branch1: 1x1 conv                                        (#1x1)
+    branch2: 1x1 conv (#3x3 reduce) -> 3x3 conv              (#3x3)
+    branch3: 1x1 conv (#5x5 reduce) -> 5x5 conv              (#5x5)
+    branch4: 3x3/1 max pool -> 1x1 conv (pool proj)
+
+``InceptionModule(..., naive=True)`` builds Fig. 2(a), the version without dimension reductions: the three
+convolutions see the full input and the pooling branch is passed through unprojected, so the output depth is
+``ch1x1 + ch3x3 + ch5x5 + in_channels`` and can only grow from module to module (the lecture's example: 28x28x256 in,
+28x28x672 out, 854M MACs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..layers import BasicConv2d, ConvReLU, InceptionAux, InceptionModule, LocalResponseNorm, caffe_xavier_
+from ..layers.conv import ConvReLU
+from ..layers.init import caffe_xavier_
+from ..layers.norm import LocalResponseNorm
 from ..registry import ModelInfo, PaperResult, register_model
 
 PAPER = (
     "Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke, Rabinovich. Going Deeper with Convolutions. "
     "CVPR 2015 (arXiv:1409.4842)"
 )
+
+
+class BasicConv2d(nn.Module):
+    """torchvision's GoogLeNet unit: conv (no bias) -> BN (eps 1e-3, from the TF port) -> ReLU, with its key names."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+ConvBlock = Callable[..., nn.Module]  # called as conv_block(in_channels, out_channels, kernel_size, padding=...)
+
+
+class InceptionModule(nn.Module):
+    """One Inception module. Arguments follow the columns of Szegedy et al. Table 1.
+
+    The submodule names (``branch1`` .. ``branch4``) are torchvision's, so a torchvision-compatible GoogLeNet built
+    from this block loads torchvision state dicts unchanged.
+
+    Args:
+        ch3x3_reduce, ch5x5_reduce, pool_proj: the 1x1 reductions; ``None`` (and only ``None``) with ``naive=True``.
+        naive: Fig. 2(a), no reductions and no pool projection.
+        conv_block: conv -> (norm) -> ReLU unit; the paper's is conv with bias -> ReLU (``ConvReLU``).
+        ch5x5_kernel_size: 5 in the paper; torchvision's GoogLeNet uses 3 here (its documented "known bug",
+            pytorch/vision#906), which its torchvision-compatible variant reproduces.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3_reduce: int | None,
+        ch3x3: int,
+        ch5x5_reduce: int | None,
+        ch5x5: int,
+        pool_proj: int | None,
+        *,
+        naive: bool = False,
+        conv_block: ConvBlock = ConvReLU,
+        ch5x5_kernel_size: int = 5,
+    ) -> None:
+        super().__init__()
+        reductions = (ch3x3_reduce, ch5x5_reduce, pool_proj)
+        if naive and any(r is not None for r in reductions):
+            raise ValueError("the naive Inception module has no 1x1 reductions and no pool projection: pass None")
+        if not naive and any(r is None for r in reductions):
+            raise ValueError("ch3x3_reduce, ch5x5_reduce and pool_proj are required unless naive=True")
+        k5 = ch5x5_kernel_size
+        self.naive = naive
+        self.branch1 = conv_block(in_channels, ch1x1, 1)
+        # §4: the pooling path is 3x3 max pooling with stride 1 (padding 1 keeps the spatial size for the concat)
+        pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        if naive:  # Fig. 2(a)
+            self.branch2 = conv_block(in_channels, ch3x3, 3, padding=1)
+            self.branch3 = conv_block(in_channels, ch5x5, k5, padding=k5 // 2)
+            self.branch4 = pool
+            self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
+        else:  # Fig. 2(b): 1x1 convolutions "compute reductions before the expensive 3x3 and 5x5 convolutions"
+            self.branch2 = nn.Sequential(
+                conv_block(in_channels, ch3x3_reduce, 1), conv_block(ch3x3_reduce, ch3x3, 3, padding=1)
+            )
+            self.branch3 = nn.Sequential(
+                conv_block(in_channels, ch5x5_reduce, 1), conv_block(ch5x5_reduce, ch5x5, k5, padding=k5 // 2)
+            )
+            self.branch4 = nn.Sequential(pool, conv_block(in_channels, pool_proj, 1))
+            self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+class InceptionAux(nn.Module):
+    """§5 auxiliary classifier: 5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC."""
+
+    def __init__(
+        self, in_channels: int, num_classes: int, *, pool: nn.Module, conv_block: ConvBlock, dropout: float
+    ) -> None:
+        super().__init__()
+        self.pool = pool  # -> 4x4 (§5: "4x4x512 output for the (4a), and 4x4x528 for the (4d) stage")
+        self.conv = conv_block(in_channels, 128, 1)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pool(x))
+        x = self.relu(self.fc1(self.flatten(x)))
+        return self.fc2(self.dropout(x))
 
 
 @dataclass(frozen=True)
@@ -197,14 +307,14 @@ def _from_torchvision(state: dict) -> dict:
     return {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
 
 
+# the fields every GoogLeNet row shares
+_GOOGLENET = dict(family="googlenet", paper=PAPER, input_size=(3, 224, 224), num_classes=1000, recipe="googlenet")
+
 register_model(
     _build,
-    ModelInfo(
+    ModelInfo.row(
+        _GOOGLENET,
         name="googlenet",
-        family="googlenet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=13_378_280,  # 6,998,552 main head + 3,188,840 (aux on 4a) + 3,190,888 (aux on 4d)
         description=(
             "GoogLeNet (Inception v1), 22 layers: stem (7x7/2 conv, LRN, 1x1 + 3x3 convs, LRN), nine Inception "
@@ -215,10 +325,10 @@ register_model(
         min_size=31,  # below it the 3x3/2 max pool after 4e gets a 1x1 map
         comparable_params=6_998_552,
         comparable_params_note="without the two auxiliary heads, aux_logits=False: the network Table 1 counts",
-        paper_params=6.8e6,
+        paper_params="6.8M",
         paper_params_source="Szegedy et al. 2015, Table 1 params column (main network, ~6.8M as usually quoted)",
         paper_params_verified=False,
-        paper_macs=1.5e9,
+        paper_macs="1.5G",
         paper_macs_source="Szegedy et al. 2015, §1: 'a computational budget of 1.5 billion multiply-adds'",
         results=(
             PaperResult("top5_error_pct", 6.67, "ILSVRC-2014 test, 7 models x 144 crops",
@@ -231,26 +341,22 @@ register_model(
             "5x5/3 pool: the identity at 224x224, lets the net run from 31x31",
             "init and LRN constants from the BVLC Caffe replication (the paper states neither)",
         ),
-        recipe="googlenet",
         aux_outputs=2,
     ),
 )
 
 register_model(
     _build,
-    ModelInfo(
+    ModelInfo.row(
+        _GOOGLENET,
         name="googlenet_tv",
-        family="googlenet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=6_624_904,  # aux_logits=True adds 6,379,984 (13,004,888)
         description=(
             "torchvision's GoogLeNet: batch norm after every conv, 3x3 kernels in the '5x5' branch, no LRN, "
             "dropout 0.2; loads torchvision state dicts (aux heads off by default, aux_logits=True builds them)"
         ),
         min_size=15,  # as torchvision's meta
-        paper_macs=1.498e9,
+        paper_macs="1.498G",
         paper_macs_source="torchvision GoogLeNet_Weights.IMAGENET1K_V1 meta _ops (= conv+fc MACs)",
         deviations=(
             "batch norm (eps 1e-3) after every conv, no conv biases, no LRN (torchvision/TF-slim port)",
@@ -261,7 +367,6 @@ register_model(
             "without weights)",
         ),
         torchvision="googlenet",
-        recipe="googlenet",
     ),
     torchvision_key_map=_from_torchvision,
     torchvision_layout=True,

@@ -116,12 +116,14 @@ class NiN(nn.Module):
 PAPER = "Lin, Chen, Yan. Network In Network. ICLR 2014 (arXiv:1312.4400)"
 _LAYOUT = "layout from the authors' public Caffe model (the paper has no channel table)"
 
+# the fields every NiN row shares
+_NIN = dict(family="nin", paper=PAPER, recipe="nin")
+
 register_model(
     NiN,
-    ModelInfo(
+    ModelInfo.row(
+        _NIN,
         name="nin_cifar",
-        family="nin",
-        paper=PAPER,
         input_size=(3, 32, 32),
         num_classes=10,
         params=966_986,
@@ -136,17 +138,15 @@ register_model(
             PaperResult("top1_error_pct", 35.68, "CIFAR-100 test", "Lin et al. 2014, Table 2"),
         ),
         deviations=(_LAYOUT, "PyTorch default initialisation (the paper gives none)"),
-        recipe="nin",
     ),
     layers=SPECS["nin_cifar"],
 )
 
 register_model(
     NiN,
-    ModelInfo(
+    ModelInfo.row(
+        _NIN,
         name="nin_imagenet",
-        family="nin",
-        paper=PAPER,
         input_size=(3, 224, 224),
         num_classes=1000,
         params=7_595_176,
@@ -160,7 +160,6 @@ register_model(
             "layout from the Caffe model zoo: the paper reports no ImageNet model",
             "PyTorch default initialisation (the paper gives none)",
         ),
-        recipe="nin",
     ),
     layers=SPECS["nin_imagenet"],
 )

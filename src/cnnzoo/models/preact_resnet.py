@@ -50,7 +50,7 @@ SPECS: dict[str, ResNetSpec] = {
 class _Row:
     params: int  # exact, this build (10 classes on CIFAR, 1000 on ImageNet)
     description: str
-    paper_params: float | None = None  # He et al. 2016b, Table 3
+    paper_params: str | None = None  # He et al. 2016b, Table 3, as printed
     comparable_params: int | None = None  # the part of this build Table 3's figure counts
     comparable_params_note: str | None = None
     results: tuple[PaperResult, ...] = ()
@@ -81,7 +81,7 @@ _ROWS: dict[str, _Row] = {
     "preact_resnet164": _Row(
         1_703_258,
         "CIFAR pre-activation ResNet-164: 18 bottleneck units per stage, outputs 64/128/256, 1x1 projections",
-        paper_params=1.7e6,
+        paper_params="1.7M",
         results=(
             PaperResult("top1_error_pct", 5.46, "CIFAR-10 test (+aug)", _WRN_README),
             PaperResult("top1_error_pct", 24.33, "CIFAR-100 test (+aug)", _WRN_README),
@@ -90,7 +90,7 @@ _ROWS: dict[str, _Row] = {
     "preact_resnet1001": _Row(
         10_327_706,
         "CIFAR pre-activation ResNet-1001: 111 bottleneck units per stage, outputs 64/128/256, 1x1 projections",
-        paper_params=10.2e6,
+        paper_params="10.2M",
         comparable_params=10_178_490,
         comparable_params_note="conv and fc layers only, no batch-norm parameters: what Table 3's 10.2M counts",
         results=(
@@ -103,27 +103,39 @@ _ROWS: dict[str, _Row] = {
     ),
 }
 
+# the fields every CIFAR row shares, and every ImageNet row
+_CIFAR_ROW = dict(
+    family="preact_resnet",
+    paper=PAPER,
+    input_size=(3, 32, 32),
+    num_classes=10,
+    min_size=CIFAR_MIN_SIZE,
+    recipe="preact_cifar",
+)
+_IMAGENET_ROW = dict(
+    family="preact_resnet",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=IMAGENET_MIN_SIZE,
+    recipe="resnet_imagenet",
+)
+
 for _name, _row in _ROWS.items():
     _spec = SPECS[_name]
-    _cifar = _spec.stem == "cifar"
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW if _spec.stem == "cifar" else _IMAGENET_ROW,
             name=_name,
-            family="preact_resnet",
-            paper=PAPER,
-            input_size=(3, 32, 32) if _cifar else (3, 224, 224),
-            num_classes=10 if _cifar else 1000,
             params=_row.params,
             description=_row.description,
-            min_size=CIFAR_MIN_SIZE if _cifar else IMAGENET_MIN_SIZE,
             paper_params=_row.paper_params,
             paper_params_source=_TABLE3 if _row.paper_params else None,
             comparable_params=_row.comparable_params,
             comparable_params_note=_row.comparable_params_note,
             results=_row.results,
             deviations=_row.deviations,
-            recipe="preact_cifar" if _cifar else "resnet_imagenet",
         ),
         spec=_spec,
     )

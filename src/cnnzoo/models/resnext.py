@@ -76,27 +76,49 @@ def _table7(c10: float, c100: float) -> tuple[PaperResult, ...]:
 @dataclass(frozen=True)
 class _Row:
     params: int  # exact, this build (10 classes on CIFAR, 1000 on ImageNet)
-    paper_params: float | None = None  # Table 7 (CIFAR), not yet checked against the table
-    tv_macs: float | None = None  # torchvision weights meta "_ops" (= conv+fc MACs at 224)
+    paper_params: str | None = None  # Table 7 (CIFAR) as printed, not yet checked against the table
+    tv_macs: str | None = None  # torchvision weights meta "_ops" (= conv+fc GMACs at 224)
     tv_acc1: float | None = None  # torchvision IMAGENET1K_V1 acc@1 / acc@5, 1 crop 224
     tv_acc5: float | None = None
     results: tuple[PaperResult, ...] = ()
 
 
 _ROWS: dict[str, _Row] = {
-    "resnext29_8x64d": _Row(34_426_698, paper_params=34.4e6, results=_table7(3.65, 17.77)),
-    "resnext29_16x64d": _Row(68_155_210, paper_params=68.1e6, results=_table7(3.58, 17.31)),
+    "resnext29_8x64d": _Row(34_426_698, paper_params="34.4M", results=_table7(3.65, 17.77)),
+    "resnext29_16x64d": _Row(68_155_210, paper_params="68.1M", results=_table7(3.58, 17.31)),
     "resnext50_32x4d": _Row(
-        25_028_904, tv_macs=4.23e9, tv_acc1=77.618, tv_acc5=93.698,
+        25_028_904, tv_macs="4.23G", tv_acc1=77.618, tv_acc5=93.698,
         results=(PaperResult("top1_error_pct", 22.2, "ILSVRC-2012 val, single crop 224", _README),),
     ),
-    "resnext101_32x8d": _Row(88_791_336, tv_macs=16.414e9, tv_acc1=79.312, tv_acc5=94.526),
+    "resnext101_32x8d": _Row(88_791_336, tv_macs="16.414G", tv_acc1=79.312, tv_acc5=94.526),
     # torchvision ships only IMAGENET1K_V1 trained with its newer recipe (83.246 acc@1): no accuracy here
     "resnext101_64x4d": _Row(
-        83_455_272, tv_macs=15.46e9,
+        83_455_272, tv_macs="15.46G",
         results=(PaperResult("top1_error_pct", 20.4, "ILSVRC-2012 val, single crop 224", _README),),
     ),
 }
+
+# the fields every CIFAR row shares, and every ImageNet row
+_CIFAR_ROW = dict(
+    family="resnext",
+    paper=PAPER,
+    input_size=(3, 32, 32),
+    num_classes=10,
+    min_size=CIFAR_MIN_SIZE,
+    paper_params_source=_TABLE7,
+    paper_params_verified=False,
+    deviations=_CIFAR_DEVIATION,
+    recipe="resnext_cifar",
+)
+_IMAGENET_ROW = dict(
+    family="resnext",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=IMAGENET_MIN_SIZE,
+    paper_params_verified=False,
+    recipe="resnext_imagenet",
+)
 
 for _name, _row in _ROWS.items():
     _spec = SPECS[_name]
@@ -112,26 +134,18 @@ for _name, _row in _ROWS.items():
         )
     register_model(
         ResNeXt,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW if _cifar else _IMAGENET_ROW,
             name=_name,
-            family="resnext",
-            paper=PAPER,
-            input_size=(3, 32, 32) if _cifar else (3, 224, 224),
-            num_classes=10 if _cifar else 1000,
             params=_row.params,
             description=f"ResNeXt-{_name[7:].replace('_', ' ')}: grouped-conv bottlenecks, cardinality "
             f"{_spec.cardinality}, group width {_spec.bottleneck_width} at the first stage"
             + (" (CIFAR stem conv3x3 64)" if _cifar else "; loads torchvision state dicts"),
-            min_size=CIFAR_MIN_SIZE if _cifar else IMAGENET_MIN_SIZE,
             paper_params=_row.paper_params,
-            paper_params_source=_TABLE7 if _row.paper_params else None,
-            paper_params_verified=False,
             paper_macs=_row.tv_macs,
             paper_macs_source=f"{_weights} _ops (= conv+fc MACs)" if _row.tv_macs else None,
             results=_results,
-            deviations=_CIFAR_DEVIATION if _cifar else (),
             torchvision=None if _cifar else _name,
-            recipe="resnext_cifar" if _cifar else "resnext_imagenet",
         ),
         torchvision_key_map=None if _cifar else torchvision_key_map,
         spec=_spec,

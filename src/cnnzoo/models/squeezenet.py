@@ -157,15 +157,16 @@ _VAL = "ImageNet val (ILSVRC-2012)"
 _TV = "torchvision SqueezeNet{}_Weights.IMAGENET1K_V1"
 # The official prototxt pads the 1x1 conv10 by 1: a border of bias-only positions enters the global average.
 _COMMON_DEVIATIONS = ("conv10 without the official prototxt's pad 1, as torchvision",)
+# the fields every SqueezeNet row shares
+_SQUEEZENET = dict(
+    family="squeezenet", paper=PAPER, input_size=(3, 227, 227), num_classes=1000, recipe="squeezenet"
+)
 
 register_model(
     SqueezeNet,
-    ModelInfo(
+    ModelInfo.row(
+        _SQUEEZENET,
         name="squeezenet1_0",
-        family="squeezenet",
-        paper=PAPER,
-        input_size=(3, 227, 227),
-        num_classes=1000,
         params=1_248_424,
         description=(
             "AlexNet-level accuracy with 50x fewer parameters: conv1 96@7x7/2, eight Fire modules (squeeze 1x1, "
@@ -173,7 +174,7 @@ register_model(
             "pooling. 227x227 input as in the official model (Table 1's 111x111 conv1 map needs 227)."
         ),
         min_size=21,
-        paper_params=1_248_424,
+        paper_params="1,248,424",
         paper_params_source="Iandola et al. 2016, Table 1 (#parameters before pruning)",
         results=(
             PaperResult("top1_error_pct", 42.5, _VAL, "Iandola et al. 2016, Table 2 (57.5% top-1)"),
@@ -183,26 +184,23 @@ register_model(
         ),
         deviations=_COMMON_DEVIATIONS,
         torchvision="squeezenet1_0",
-        recipe="squeezenet",
     ),
     spec=SPECS["squeezenet1_0"],
 )
 
 register_model(
     SqueezeNet,
-    ModelInfo(
+    ModelInfo.row(
+        _SQUEEZENET,
         name="squeezenet1_1",
-        family="squeezenet",
         paper=PAPER + "; v1.1 from the official repository (forresti/SqueezeNet, SqueezeNet_v1.1/README.md)",
-        input_size=(3, 227, 227),
-        num_classes=1000,
         params=1_235_496,
         description=(
             "SqueezeNet v1.1: conv1 64@3x3/2 and the max-pools moved earlier (after conv1, fire3, fire5): about 2.4x "
             "less computation than v1.0 at the same accuracy, with the same Fire modules."
         ),
         min_size=17,
-        paper_params=1_235_496,
+        paper_params="1,235,496",
         paper_params_source="torchvision SqueezeNet1_1_Weights meta num_params (v1.1 is not in the paper)",
         results=(
             PaperResult("top1_error_pct", 41.822, "ImageNet-1k val, 224 crop", _TV.format("1_1") + " (acc@1 58.178)"),
@@ -210,33 +208,28 @@ register_model(
         ),
         deviations=("v1.1 is the official repository's revision, not in the paper", *_COMMON_DEVIATIONS),
         torchvision="squeezenet1_1",
-        recipe="squeezenet",
     ),
     spec=SPECS["squeezenet1_1"],
 )
 
 register_model(
     SqueezeNet,
-    ModelInfo(
+    ModelInfo.row(
+        _SQUEEZENET,
         name="squeezenet1_0_bypass",
-        family="squeezenet",
-        paper=PAPER,
-        input_size=(3, 227, 227),
-        num_classes=1000,
         params=1_248_424,
         description=(
             "SqueezeNet v1.0 with the paper's simple bypass (§6): the input of fire3, fire5, fire7 and fire9 (whose "
             "in and out channels match) is added to its output, ResNet-style. No extra parameters."
         ),
         min_size=21,
-        paper_params=1_248_424,
+        paper_params="1,248,424",
         paper_params_source="Iandola et al. 2016, Table 1; §6/Table 3: the simple bypass adds no parameters (4.8 MB)",
         results=(
             PaperResult("top1_error_pct", 39.6, _VAL, "Iandola et al. 2016, Table 3 (60.4% top-1)"),
             PaperResult("top5_error_pct", 17.5, _VAL, "Iandola et al. 2016, Table 3 (82.5% top-5)"),
         ),
         deviations=_COMMON_DEVIATIONS,
-        recipe="squeezenet",
     ),
     spec=SPECS["squeezenet1_0_bypass"],
 )

@@ -42,19 +42,21 @@ _SHARED_DEVIATIONS = (
     "Torch code's flat gradient",
 )
 
+# the fields every Stochastic Depth row shares
+_STOCHASTIC_DEPTH = dict(family="stochastic_depth", paper=PAPER)
+
 register_model(
     ResNet,
-    ModelInfo(
+    ModelInfo.row(
+        _STOCHASTIC_DEPTH,
         name="resnet110_sd",
-        family="stochastic_depth",
-        paper=PAPER,
         input_size=(3, 32, 32),
         num_classes=10,
         params=1_727_962,
         description="CIFAR ResNet-110 trained with stochastic depth: 54 residual blocks, survival probability "
         "decaying linearly to p_L = 0.5, whole-batch drops, test-time scaling; 2x2-average zero-padded transitions",
         min_size=CIFAR_MIN_SIZE,
-        paper_params=1.7e6,
+        paper_params="1.7M",
         paper_params_source="He et al. 2016, Table 6 (the same ResNet-110)",
         results=(
             PaperResult("top1_error_pct", 5.25, "CIFAR-10 test (+aug), best-validation epoch", _README),
@@ -74,10 +76,9 @@ register_model(
 
 register_model(
     ResNet,
-    ModelInfo(
+    ModelInfo.row(
+        _STOCHASTIC_DEPTH,
         name="resnet152_sd",
-        family="stochastic_depth",
-        paper=PAPER,
         input_size=(3, 224, 224),
         num_classes=1000,
         params=60_192_808,

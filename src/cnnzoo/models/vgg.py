@@ -180,8 +180,8 @@ def _unverified(metric: str, value: float, dataset: str, table: str) -> PaperRes
 class _ConfigRow:
     """One column of the paper's Table 1 (configurations A-E)."""
 
-    paper_params: float  # Table 2, millions (not yet checked against the table: `paper_params_verified`)
-    tv_macs: float | None  # torchvision weights meta "_ops" (= conv+fc MACs at 224); None: no torchvision model
+    paper_params: str  # Table 2, in millions as printed (not yet checked against the table: `paper_params_verified`)
+    tv_macs: str | None  # torchvision weights meta "_ops" (= conv+fc GMACs at 224); None: no torchvision model
     results: tuple[PaperResult, ...] = ()
 
 
@@ -194,13 +194,13 @@ class _Variant:
 
 
 _CONFIG_ROWS: dict[str, _ConfigRow] = {
-    "A": _ConfigRow(133e6, tv_macs=7.609e9),
-    "A-LRN": _ConfigRow(133e6, tv_macs=7.609e9),  # LRN adds no MACs
-    "B": _ConfigRow(133e6, tv_macs=11.308e9),
-    "C": _ConfigRow(134e6, tv_macs=None),
+    "A": _ConfigRow("133M", tv_macs="7.609G"),
+    "A-LRN": _ConfigRow("133M", tv_macs="7.609G"),  # LRN adds no MACs
+    "B": _ConfigRow("133M", tv_macs="11.308G"),
+    "C": _ConfigRow("134M", tv_macs=None),
     "D": _ConfigRow(
-        138e6,
-        tv_macs=15.47e9,
+        "138M",
+        tv_macs="15.47G",
         results=(
             _unverified("top1_error_pct", 25.6, _TABLE3, "Table 3"),
             _unverified("top5_error_pct", 8.1, _TABLE3, "Table 3"),
@@ -212,8 +212,8 @@ _CONFIG_ROWS: dict[str, _ConfigRow] = {
         ),
     ),
     "E": _ConfigRow(
-        144e6,
-        tv_macs=19.632e9,
+        "144M",
+        tv_macs="19.632G",
         results=(
             _unverified("top1_error_pct", 24.8, _TABLE4, "Table 4"),
             _unverified("top5_error_pct", 7.5, _TABLE4, "Table 4"),
@@ -235,18 +235,18 @@ _VARIANTS: dict[str, _Variant] = {
     "vgg19_bn": _Variant("E", 143_678_248, torchvision="vgg19_bn", batch_norm=True),
 }
 
+# the fields every VGG row shares
+_VGG = dict(family="vgg", paper=PAPER, input_size=(3, 224, 224), num_classes=1000, min_size=32, recipe="vgg")
+
 for _name, _variant in _VARIANTS.items():
     _config, _bn = _variant.config, _variant.batch_norm
     _row, _cfg = _CONFIG_ROWS[_config], CONFIGS[_config]
     _macs_from = "vgg11" if _config == "A-LRN" else _variant.torchvision
     register_model(
         _build,
-        ModelInfo(
+        ModelInfo.row(
+            _VGG,
             name=_name,
-            family="vgg",
-            paper=PAPER,
-            input_size=(3, 224, 224),
-            num_classes=1000,
             params=_variant.params,
             description=(
                 f"VGG config {_config} ({_cfg.weight_layers} weight layers"
@@ -256,7 +256,6 @@ for _name, _variant in _VARIANTS.items():
                 + ("; LRN after the first conv" if _config == "A-LRN" else "")
                 + ("; a 1x1 conv ends stages 3-5" if _config == "C" else "")
             ),
-            min_size=32,
             paper_params=None if _bn else _row.paper_params,
             paper_params_source=None if _bn else f"{_SZ}, Table 2 (millions)",
             paper_params_verified=False,
@@ -267,7 +266,6 @@ for _name, _variant in _VARIANTS.items():
             results=() if _bn else _row.results,
             deviations=_DEVIATIONS + (_BN if _bn else ()),
             torchvision=_variant.torchvision,
-            recipe="vgg",
         ),
         config=_config,
         batch_norm=_bn,

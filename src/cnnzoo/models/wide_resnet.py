@@ -48,17 +48,17 @@ class _CifarRow:
     depth: int
     width_factor: int
     params: int  # exact, this build at 10 classes
-    paper_params: float | None  # Zagoruyko & Komodakis Tables 4/5
+    paper_params: str | None  # Zagoruyko & Komodakis Tables 4/5, as printed
     results: tuple[PaperResult, ...] = ()
 
 
 @dataclass(frozen=True)
 class _ImageNetRow:
     params: int  # exact, this build at 1000 classes
-    tv_macs: float  # torchvision weights meta "_ops"
+    tv_macs: str  # torchvision weights meta "_ops" (GMACs)
     tv_acc1: float  # torchvision IMAGENET1K_V1 acc@1 / acc@5
     tv_acc5: float
-    paper_params: float | None = None
+    paper_params: str | None = None  # as printed
     results: tuple[PaperResult, ...] = ()
 
 
@@ -67,11 +67,11 @@ _MEDIAN = "test, flip/translation aug, meanstd, median of 5 runs"
 _TABLES = "Zagoruyko & Komodakis 2016, Tables 4/5"
 _CIFAR: dict[str, _CifarRow] = {
     "wrn16_8": _CifarRow(
-        16, 8, 10_961_370, paper_params=11.0e6,
+        16, 8, 10_961_370, paper_params="11.0M",
         results=(PaperResult("top1_error_pct", 1.54, "SVHN test, WRN-16-8-dropout, single run", _README),),
     ),
     "wrn28_10": _CifarRow(
-        28, 10, 36_479_194, paper_params=36.5e6,
+        28, 10, 36_479_194, paper_params="36.5M",
         results=(
             PaperResult("top1_error_pct", 4.00, f"CIFAR-10 {_MEDIAN}", _README),
             PaperResult("top1_error_pct", 19.25, f"CIFAR-100 {_MEDIAN}", _README),
@@ -79,7 +79,7 @@ _CIFAR: dict[str, _CifarRow] = {
             PaperResult("top1_error_pct", 18.85, f"CIFAR-100 {_MEDIAN}, dropout 0.3", _README),
         ),
     ),
-    "wrn40_4": _CifarRow(40, 4, 8_949_210, paper_params=8.9e6),
+    "wrn40_4": _CifarRow(40, 4, 8_949_210, paper_params="8.9M"),
     "wrn40_10": _CifarRow(
         40, 10, 55_841_754, paper_params=None,
         results=(
@@ -91,35 +91,48 @@ _CIFAR: dict[str, _CifarRow] = {
 _WRN50_README = "ILSVRC-2012 val, single crop, WRN-50-2-bottleneck"
 _IMAGENET: dict[int, _ImageNetRow] = {
     50: _ImageNetRow(
-        68_883_240, tv_macs=11.398e9, tv_acc1=78.468, tv_acc5=94.086, paper_params=68.9e6,
+        68_883_240, tv_macs="11.398G", tv_acc1=78.468, tv_acc5=94.086, paper_params="68.9M",
         results=(
             PaperResult("top1_error_pct", 21.9, _WRN50_README, _README),
             PaperResult("top5_error_pct", 5.79, _WRN50_README, _README),
         ),
     ),
-    101: _ImageNetRow(126_886_696, tv_macs=22.753e9, tv_acc1=78.848, tv_acc5=94.284),
+    101: _ImageNetRow(126_886_696, tv_macs="22.753G", tv_acc1=78.848, tv_acc5=94.284),
 }
 SPECS: dict[str, ResNetSpec] = {name: wrn_spec(row.depth, row.width_factor) for name, row in _CIFAR.items()}
+
+# the fields every CIFAR row shares, and every ImageNet row
+_CIFAR_ROW = dict(
+    family="wide_resnet",
+    paper=PAPER,
+    input_size=(3, 32, 32),
+    num_classes=10,
+    min_size=CIFAR_MIN_SIZE,
+    paper_params_verified=False,
+    recipe="wrn_cifar",
+)
+_IMAGENET_ROW = dict(
+    family="wide_resnet",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=IMAGENET_MIN_SIZE,
+    recipe="resnet_imagenet",
+)
 
 for _name, _row in _CIFAR.items():
     _k = _row.width_factor
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _CIFAR_ROW,
             name=_name,
-            family="wide_resnet",
-            paper=PAPER,
-            input_size=(3, 32, 32),
-            num_classes=10,
             params=_row.params,
             description=f"WRN-{_row.depth}-{_k}: pre-activation basic units, {(_row.depth - 4) // 6} per group, "
             f"widths {16 * _k}/{32 * _k}/{64 * _k}; dropout=0.3 gives the paper's WRN-d-k-dropout",
-            min_size=CIFAR_MIN_SIZE,
             paper_params=_row.paper_params,
             paper_params_source=_TABLES if _row.paper_params else None,
-            paper_params_verified=False,
             results=_row.results,
-            recipe="wrn_cifar",
         ),
         spec=SPECS[_name],
     )
@@ -130,17 +143,13 @@ for _depth, _row in _IMAGENET.items():
     _tv_data = "ILSVRC-2012 val, 1 crop 224 (torchvision)"
     register_model(
         ResNet,
-        ModelInfo(
+        ModelInfo.row(
+            _IMAGENET_ROW,
             name=_name,
-            family="wide_resnet",
-            paper=PAPER,
-            input_size=(3, 224, 224),
-            num_classes=1000,
             params=_row.params,
             description=f"WRN-{_depth}-2-bottleneck: ResNet-{_depth} with the bottleneck 3x3 twice as wide (128 at "
             "the first stage), stride in the 3x3, as the authors' pretrained/wide-resnet.lua and torchvision; "
             "loads torchvision state dicts",
-            min_size=IMAGENET_MIN_SIZE,
             paper_params=_row.paper_params,
             paper_params_source=f"{_README} (WRN-50-2-bottleneck)" if _row.paper_params else None,
             paper_macs=_row.tv_macs,
@@ -151,7 +160,6 @@ for _depth, _row in _IMAGENET.items():
             )
             + _row.results,
             torchvision=_name,
-            recipe="resnet_imagenet",
         ),
         torchvision_key_map=torchvision_key_map,
         spec=replace(RESNET_SPECS[f"resnet{_depth}_tv"], bottleneck_width=128),

@@ -60,48 +60,47 @@ _DEVIATIONS = (
     "fixed-size input: 224 (213-244 px accepted)",
 )
 
+# the fields every ZFNet row shares
+_ZFNET = dict(
+    family="zfnet",
+    paper=PAPER,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    min_size=213,
+    deviations=_DEVIATIONS,
+    recipe="zfnet",
+)
+
 register_model(
     ZFNet,
-    ModelInfo(
+    ModelInfo.row(
+        _ZFNET,
         name="zfnet",
-        family="zfnet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=62_357_608,
         description=(
             "ILSVRC-2013's ZFNet (Fig. 3): AlexNet with conv1 7x7/2 (224 -> 110), conv2 5x5/2, dense conv3-5 "
             "(384-384-256) on one GPU, pool-then-normalise in layers 1-2, fc6/fc7 4096 with dropout 0.5."
         ),
-        min_size=213,
         results=(
             PaperResult("top1_error_pct", 38.3, "ILSVRC-2012 val, 1 convnet", _TABLE2),
             PaperResult("top5_error_pct", 16.4, "ILSVRC-2012 val, 1 convnet", _TABLE2),
             PaperResult("top5_error_pct", 16.5, "ILSVRC-2012 test, 1 convnet", _TABLE2),
             PaperResult("top5_error_pct", 15.3, "ILSVRC-2012 test, 5 convnets", _TABLE2),
         ),
-        deviations=_DEVIATIONS,
-        recipe="zfnet",
     ),
     spec=SPECS["zfnet"],
 )
 
 register_model(
     ZFNet,
-    ModelInfo(
+    ModelInfo.row(
+        _ZFNET,
         name="zfnet_512_1024_512",
-        family="zfnet",
-        paper=PAPER,
-        input_size=(3, 224, 224),
-        num_classes=1000,
         params=107_627_624,
         description=(
             "CS231n's ZFNet: Fig. 3 with 512, 1024 and 512 filters in conv3/4/5 (the paper's wider single model). "
             "The lecture's 11.7% top-5 is the Clarifai ILSVRC-2013 entry, not a number of this paper."
         ),
-        min_size=213,
-        deviations=_DEVIATIONS,
-        recipe="zfnet",
     ),
     spec=SPECS["zfnet_512_1024_512"],
 )

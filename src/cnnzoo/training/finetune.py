@@ -18,8 +18,8 @@ from torch import nn
 
 from ..checkpoint import WeightsError
 from ..errors import UserError
-from ..layers.shortcut import ZeroPadShortcut
-from ..layers.residual_keys import torchvision_key_map as resnet_key_map
+from ..layers.residual import ZeroPadShortcut
+from ..models.resnet import torchvision_key_map as resnet_key_map
 from ..registry import create_model, model_entry
 from ..weights import LoadedWeights, load_weights
 
