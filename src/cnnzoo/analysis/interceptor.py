@@ -1,7 +1,7 @@
 """The engine: run a model on the meta device under a dispatch-level interceptor and record every aten op.
 
 Nothing the size of the input is ever allocated: the model runs on a *meta* copy (shapes, strides and dtypes, no
-data; :mod:`.meta_copy`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never touched.
+data; :func:`.meta.meta_clone`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never touched.
 
 Attribution: wrappers around ``forward`` of every module of the copy (instance attributes: cheaper than hooks, which
 send every call down ``Module._call_impl``'s slow path) keep a stack of module calls. An op belongs to the innermost
@@ -9,7 +9,7 @@ module running. A *leaf* module (no children) gets one row per call; ops a conta
 ``+``, ``torch.flatten`` in its ``forward``) form a row of that container per uninterrupted run of them.
 
 Speed: shape inference for some ops on meta goes through slow Python meta kernels (batch norm: 1-2 ms a call).
-The hot ones have direct shape functions (:mod:`.fast_meta`); every other op whose schema says it returns fresh
+The hot ones have direct shape functions (:data:`.meta.FAST`); every other op whose schema says it returns fresh
 tensors (no aliasing, no mutation) is memoised per call signature (op, argument shapes/strides/dtypes, scalar
 arguments): a repeated signature gets new empty meta tensors of the recorded shapes without running the kernel.
 """
@@ -25,11 +25,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import counts
 from . import receptive_field as rf_mod
-from .fast_meta import FAST
-from .meta_memo import _UNCACHEABLE, _describe, _materialise, _signature
-from .op_row import OpRow, _spec
+from .meta import FAST
+from .rows import OpRow, op_spec
 
 _Tensor = torch.Tensor
+_META = torch.device("meta")
+_UNCACHEABLE = object()
 
 
 class _Frame:
@@ -52,6 +53,13 @@ class Interceptor(TorchDispatchMode):
     :meth:`begin` before each pass. With ``collect=False`` it only tracks the module stack (for
     :meth:`current_key`) and serves fast meta kernels.
     """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps a subclass's __torch_dispatch__ in torch._disable_dynamo unless this returns False
+        # (torch's documented opt-out): the wrapper imports torch._dynamo at the first op (about a second) and adds a
+        # call per op. The analyzer runs the eager module, never under torch.compile: there is nothing to disable.
+        return False
 
     def __init__(self, modules: list[tuple[str, nn.Module]], *, cache: dict[Any, Any] | None = None) -> None:
         super().__init__()
@@ -204,11 +212,11 @@ class Interceptor(TorchDispatchMode):
             if macs:
                 row.macs += macs
                 if row.spec is None:
-                    row.spec = _spec(name, args, kwargs)
+                    row.spec = op_spec(name, args, kwargs)
             for category, flops in extra.items():
                 row.extra_flops[category] = row.extra_flops.get(category, 0) + flops
             if row.spec is None and name in counts.POOL_OPS:
-                row.spec = _spec(name, args, kwargs)
+                row.spec = op_spec(name, args, kwargs)
         self._propagate(name, args, kwargs, out)
 
     def _propagate(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
@@ -249,3 +257,55 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             for w in v:
                 if isinstance(w, _Tensor):
                     yield w
+
+
+# ---- the shape memo -----------------------------------------------------------------------------------------------
+
+
+def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable description of a call: op, tensor shapes/strides/dtypes, everything else by value."""
+    key: list[Any] = [func]
+    append = key.append
+    for a in args:
+        if isinstance(a, _Tensor):
+            append((a.shape, a.stride(), a.dtype))
+        elif type(a) is list or type(a) is tuple:
+            if a and type(a[0]) is int:  # sizes, strides, paddings
+                append(tuple(a))
+            else:
+                append(tuple((b.shape, b.stride(), b.dtype) if isinstance(b, _Tensor) else b for b in a))
+        else:
+            append(a)
+    if kwargs:
+        for name, value in kwargs.items():
+            if isinstance(value, _Tensor):
+                append((name, value.shape, value.stride(), value.dtype))
+            elif isinstance(value, list):
+                return None
+            else:
+                append((name, value))
+    return tuple(key)
+
+
+def _describe_one(t: Any) -> Any:
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor) or not t.is_meta or t.storage_offset() != 0:
+        return _UNCACHEABLE
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        return _UNCACHEABLE
+    return (tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
+def _describe(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return _describe_one(out)
+    described = [_describe_one(t) for t in out]
+    return _UNCACHEABLE if any(d is _UNCACHEABLE for d in described) else described
+
+
+def _materialise(d: Any) -> torch.Tensor | None:
+    if d is None:
+        return None
+    shape, stride, dtype = d
+    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)

@@ -1,21 +1,150 @@
-"""Shape functions for the hot ops whose stock meta kernels are slow Python (0.1-2 ms a call).
+"""The meta device, as the analyzer uses it: a model built or copied there, and fast shape functions for its ops.
 
-PyTorch's meta kernels for batch norm, layer norm, elementwise ops, ``mean``, ``cat`` and ``addmm`` run Python
-reference implementations (batch norm in training mode: ~2 ms a call on this machine), which would make the
-analyzer 10x slower on BN and DenseNet models. Each function here returns the same outputs (shape, strides, dtype)
-as the stock kernel for the common case, and ``None`` (meaning "run the stock kernel") for anything else: mixed
-dtypes, broadcasting, non-dense layouts. ``tests/test_analysis.py`` checks them against the stock kernels.
+A meta tensor has a shape, strides and a dtype and no data, so nothing the size of the input or of the weights is
+ever allocated:
+
+* :func:`meta_model` builds a registered network on the meta device (initialisers' random fills skipped);
+* :func:`meta_clone` copies any model there (the analyzer never runs, hooks or converts the model it is given);
+* :data:`FAST` serves the hot ops whose stock meta kernels are slow Python (batch norm in training mode: ~2 ms a
+  call), with the stock kernel's output shape, strides and dtype.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
 _META = torch.device("meta")
+
+
+class AnalysisError(RuntimeError):
+    """The model could not be run on the meta device with the requested input (message says why)."""
+
+
+# ---- building and copying a model on the meta device --------------------------------------------------------------
+
+# In-place random fills, as initialisers call them (kaiming_normal_, xavier_uniform_, trunc_normal_, ...).
+_RANDOM_FILLS = frozenset((
+    aten.normal_.default, aten.uniform_.default, aten.bernoulli_.float, aten.bernoulli_.Tensor,
+    aten.exponential_.default, aten.log_normal_.default, aten.cauchy_.default, aten.geometric_.default,
+    aten.random_.default,
+))  # fmt: skip
+
+
+class _SkipRandomFills(TorchDispatchMode):
+    """A random fill of a meta tensor has nothing to fill: return the tensor. PyTorch serves some of these
+    (``normal_``) through Python reference kernels whose first call imports ``torch._dynamo`` (about a second)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # see Interceptor._should_skip_dynamo
+        return False
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        if func in _RANDOM_FILLS and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def meta_model(name: str, **kwargs: Any) -> nn.Module:
+    """``create_model(name, **kwargs)`` on the meta device: no weights allocated, no initialisation run.
+
+    A builder that cannot run on meta is built for real (slower, same shapes)."""
+    from ..registry import create_model
+
+    try:
+        with torch.device("meta"), _SkipRandomFills():
+            return create_model(name, **kwargs)
+    except Exception:
+        return create_model(name, **kwargs)
+
+
+def _meta_tensor(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    target = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
+    return torch.empty_strided(t.shape, t.stride(), dtype=target, device=_META)
+
+
+_PLAIN_TYPES = frozenset((bool, int, float, str, type(None), tuple, list, dict, OrderedDict, set, nn.Parameter))
+
+
+class MetaCopy(NamedTuple):
+    """What :func:`meta_clone` returns."""
+
+    model: nn.Module
+    modules: list[tuple[str, nn.Module]]  # (path, module) as ``named_modules()`` lists them
+    params: dict[int, torch.Tensor]  # id(original parameter) -> its meta parameter
+    tensors: list[torch.Tensor]  # every meta parameter and buffer
+    sizes: dict[int, tuple[int, int, bool]]  # id(meta parameter) -> (numel, nbytes, requires_grad)
+
+
+def meta_clone(model: nn.Module, dtype: torch.dtype | None = None) -> MetaCopy:
+    """A structural copy of ``model`` whose parameters and buffers are meta tensors (``dtype`` for floating ones).
+
+    Modules are new objects with their own attribute dicts (the analysis only ever writes to those: ``training``
+    and the ``forward`` wrappers), so nothing done to the clone reaches the original. A parameter shared between
+    modules maps to one meta parameter (tied weights stay tied); plain tensor attributes become meta tensors too.
+    Modules kept outside ``nn.Module`` containers (say, in a plain list) are not copied.
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise AnalysisError("TorchScript modules cannot be analysed; pass the eager nn.Module")
+    tensors: dict[int, torch.Tensor] = {}
+    params: dict[int, torch.Tensor] = {}
+    sizes: dict[int, tuple[int, int, bool]] = {}
+    copies: dict[int, nn.Module] = {}
+    listing: list[tuple[str, nn.Module]] = []
+
+    def param(p: nn.Parameter) -> torch.Tensor:
+        meta = params.get(id(p))
+        if meta is None:
+            if is_lazy(p):
+                raise AnalysisError("the model has uninitialised (lazy) parameters: run one forward pass first")
+            # A plain leaf tensor, not an nn.Parameter: modules read parameters through _parameters either way, and
+            # every access to a Parameter subclass goes through __torch_function__, which is measurably slower.
+            meta = params[id(p)] = tensors[id(p)] = _meta_tensor(p, dtype).requires_grad_(p.requires_grad)
+            sizes[id(meta)] = (meta.numel(), meta.numel() * meta.element_size(), meta.requires_grad)
+        return meta
+
+    def tensor(b: torch.Tensor) -> torch.Tensor:
+        meta = tensors.get(id(b))
+        if meta is None:
+            meta = tensors[id(b)] = _meta_tensor(b, dtype)
+        return meta
+
+    def clone(m: nn.Module, path: str) -> nn.Module:
+        new = copies.get(id(m))
+        if new is not None:
+            return new
+        new = copies[id(m)] = m.__class__.__new__(m.__class__)
+        listing.append((path, new))
+        state = dict(m.__dict__)
+        for k, v in state.items():
+            # a plain tensor attribute (not a buffer) becomes meta too; the type test skips the common attributes
+            if type(v) not in _PLAIN_TYPES and isinstance(v, torch.Tensor) and v.dim() > 0:
+                state[k] = tensor(v)
+        state["_parameters"] = {k: None if p is None else param(p) for k, p in m._parameters.items()}
+        state["_buffers"] = {k: None if b is None else tensor(b) for k, b in m._buffers.items()}
+        state["_modules"] = {k: None if c is None else clone(c, f"{path}.{k}" if path else k)
+                             for k, c in m._modules.items()}  # fmt: skip
+        new.__dict__.update(state)
+        return new
+
+    root = clone(model, "")
+    return MetaCopy(root, listing, params, list(tensors.values()), sizes)
+
+
+# ---- fast shape functions -----------------------------------------------------------------------------------------
+# PyTorch's meta kernels for batch norm, layer norm, elementwise ops, ``mean``, ``cat`` and ``addmm`` run Python
+# reference implementations, which would make the analyzer 10x slower on BN and DenseNet models. Each function here
+# returns the same outputs (shape, strides, dtype) as the stock kernel for the common case, and ``None`` (meaning
+# "run the stock kernel") for anything else: mixed dtypes, broadcasting, non-dense layouts.
+# ``tests/test_analysis.py`` checks them against the stock kernels.
+
 _REDUCED = (torch.float16, torch.bfloat16)
 _NUMBER = (int, float, bool, type(None), str)
 
