@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import cnnzoo
-from cnnzoo.pictures import write_run_report
+from cnnzoo.html_report import write_run_report
 
 
 def main() -> None:

@@ -19,14 +19,14 @@ from .analysis import commands as analysis_commands
 from .errors import UserError
 from .evaluation import commands as evaluation_commands
 from .exporting import commands as exporting_commands
-from .pictures import commands as pictures_commands
-from .pictures import write_run_report
+from .html_report import commands as html_report_commands
+from .html_report import write_run_report
 from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
 from .version import __version__
 
-COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, pictures_commands,
+COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, html_report_commands,
                    exporting_commands)
 
 
