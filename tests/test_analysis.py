@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -381,6 +382,12 @@ def test_fast_meta_kernels_match_the_stock_ones(op):
     cases = {
         aten.native_batch_norm.default: lambda x: (x, x.new_empty(8), None, x.new_empty(8), x.new_empty(8), True,
                                                    0.1, 1e-5),  # fmt: skip
+        aten.convolution.default: lambda x: (x, x.new_empty(4, 8, 3, 3), None, [2, 1], [1, 0], [1, 2], False, [0, 0],
+                                             1),  # fmt: skip
+        aten.max_pool2d_with_indices.default: lambda x: (x, [3, 3], [2, 2], [1, 1], [1, 1], True),
+        aten.avg_pool2d.default: lambda x: (x, [3, 3], [2, 2], [1, 1], True),
+        aten.avg_pool3d.default: lambda x: (x.unsqueeze(1), [3, 1, 1], [1, 1, 1], [1, 0, 0]),  # LocalResponseNorm's
+        aten._adaptive_avg_pool2d.default: lambda x: (x, [1, 1]),
         aten.native_layer_norm.default: lambda x: (x, [x.shape[-1]], None, None, 1e-5),
         aten.mean.dim: lambda x: (x, [-1, -2], True),
         aten.cat.default: lambda x: ([x, x], 1),
@@ -412,6 +419,7 @@ def test_fast_meta_kernels_match_the_stock_ones(op):
         assert FAST[op]((n, 1), {}) is n and FAST[op]((n, 0.5), {}) is None
     two = {aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor,
            aten.add_.Tensor, aten.sub_.Tensor, aten.mul_.Tensor, aten.div_.Tensor}  # fmt: skip
+    compared = 0
     for dtype in (torch.float32, torch.bfloat16):
         for layout in (torch.contiguous_format, torch.channels_last):
             x = torch.empty(2, 8, 5, 6, device="meta", dtype=dtype).to(memory_format=layout)
@@ -428,6 +436,43 @@ def test_fast_meta_kernels_match_the_stock_ones(op):
                 assert (a.shape, a.stride(), a.dtype) == (b.shape, b.stride(), b.dtype), (op, dtype, layout)
             if op._schema.is_mutable:
                 assert ours is args[0]
+            compared += 1
+    assert compared, "every case declined: the fast kernel was not checked"
+
+
+@pytest.mark.parametrize("op", [aten.convolution.default, aten.max_pool2d_with_indices.default,
+                                aten.avg_pool2d.default])  # fmt: skip
+def test_fast_window_shapes_match_the_stock_kernels_and_refuse_what_they_refuse(op):
+    """Every input size 1-9 with kernels 1-4, strides 1-3, paddings 0-2, dilations 1-2 and both ceil modes: the same
+    output size as the stock kernel, and no answer (the stock kernel then raises) where the stock kernel raises."""
+    compared = refused = 0
+    for size in range(1, 10):
+        x = torch.empty(1, 2, size, size + 1, device="meta")
+        grid = itertools.product(range(1, 5), range(1, 4), range(3), (1, 2), (False, True))
+        for k, stride, pad, dilation, ceil in grid:
+            if op == aten.convolution.default:
+                if ceil:
+                    continue
+                args = (x, x.new_empty(3, 2, k, k), None, [stride] * 2, [pad] * 2, [dilation] * 2, False, [0, 0], 1)
+            elif op == aten.max_pool2d_with_indices.default:
+                args = (x, [k, k], [stride, stride], [pad, pad], [dilation, dilation], ceil)
+            else:
+                if dilation > 1:
+                    continue
+                args = (x, [k, k], [stride, stride], [pad, pad], ceil)
+            ours = FAST[op](args, {})
+            try:
+                stock = op(*args)
+            except RuntimeError:
+                assert ours is None, args
+                refused += 1
+                continue
+            stock = stock[0] if isinstance(stock, tuple) else stock
+            assert ours is not None, args
+            ours = ours[0] if isinstance(ours, tuple) else ours
+            assert (ours.shape, ours.stride()) == (stock.shape, stock.stride()), args
+            compared += 1
+    assert compared > 200 and refused > 50  # both sides of the rule were exercised
 
 
 # ---- formats and the command line -----------------------------------------------------------------------------

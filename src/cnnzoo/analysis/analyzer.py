@@ -97,7 +97,7 @@ def _analyze(
     saved: dict[tuple[str, int, int], int] | None = None
     saved_total: int | None = None
     try:
-        _set_training(copy, False)
+        net.eval()
         mode.begin(collect=True)
         try:
             with torch.no_grad(), mode:
@@ -172,15 +172,6 @@ def _analyze(
     )
 
 
-def _set_training(copy: MetaCopy, mode: bool) -> None:
-    """``model.train(mode)``; set directly when no module overrides ``train`` (Module.__setattr__ is slow)."""
-    if all(type(m).train is nn.Module.train for _, m in copy.modules):
-        for _, m in copy.modules:
-            m.__dict__["training"] = mode
-    else:
-        copy.model.train(mode)
-
-
 def _modules_not_run(net: nn.Module, ran: set[int]) -> list[str]:
     """Top-most modules with parameters of which nothing ran (auxiliary heads in eval mode, unused branches)."""
     names: list[str] = []
@@ -213,7 +204,7 @@ def _saved_bytes(
         x = torch.empty((batch, *shape[1:]), dtype=dtype, device="meta")
         exclude = {storage_key(t) for t in (*copy.tensors, x)}
         counter = SavedTensorCounter(mode.current_key, exclude)
-        _set_training(copy, train_mode)
+        copy.model.train(train_mode)
         try:
             with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack), mode:
                 copy.model(x)
@@ -221,7 +212,7 @@ def _saved_bytes(
             error = error or _first_line(exc)
             continue
         finally:
-            _set_training(copy, False)
+            copy.model.eval()
         scale = shape[0] / batch
         if batch != shape[0]:
             notes.append(f"saved activations measured at batch {batch} and scaled to {shape[0]} ({error})")

@@ -9,9 +9,7 @@ module running. A *leaf* module (no children) gets one row per call; ops a conta
 ``+``, ``torch.flatten`` in its ``forward``) form a row of that container per uninterrupted run of them.
 
 Speed: shape inference for some ops on meta goes through slow Python meta kernels (batch norm: 1-2 ms a call).
-The hot ones have direct shape functions (:data:`.meta.FAST`); every other op whose schema says it returns fresh
-tensors (no aliasing, no mutation) is memoised per call signature (op, argument shapes/strides/dtypes, scalar
-arguments): a repeated signature gets new empty meta tensors of the recorded shapes without running the kernel.
+The hot ones have direct shape functions (:data:`.meta.FAST`); every other op runs its stock meta kernel.
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ from .meta import FAST
 from .rows import OpRow, op_spec
 
 _Tensor = torch.Tensor
-_META = torch.device("meta")
-_UNCACHEABLE = object()
 
 
 class _Frame:
@@ -61,10 +57,9 @@ class Interceptor(TorchDispatchMode):
         # call per op. The analyzer runs the eager module, never under torch.compile: there is nothing to disable.
         return False
 
-    def __init__(self, modules: list[tuple[str, nn.Module]], *, cache: dict[Any, Any] | None = None) -> None:
+    def __init__(self, modules: list[tuple[str, nn.Module]]) -> None:
         super().__init__()
         self.collect = True
-        self.cache: dict[Any, Any] = {} if cache is None else cache
         self.rows: list[OpRow] = []
         self.stack: list[_Frame] = []
         self.calls: dict[int, int] = {}
@@ -74,7 +69,6 @@ class Interceptor(TorchDispatchMode):
         self.rf_unknown: dict[str, int] = {}
         self.uncounted: dict[str, int] = {}
         self._names: dict[Any, str] = {}
-        self._fresh: dict[Any, bool] = {}
         self._wrapped: list[nn.Module] = []
         for path, module in modules:
             self._wrap(module, path, len(module._modules) == 0)
@@ -89,13 +83,13 @@ class Interceptor(TorchDispatchMode):
             leave(frame, out)
             return out
 
-        module.__dict__["forward"] = traced_forward
+        module.forward = traced_forward
         self._wrapped.append(module)
 
     def close(self) -> None:
         """Remove the ``forward`` wrappers (they reference this object)."""
         for module in self._wrapped:
-            module.__dict__.pop("forward", None)
+            del module.forward
         self._wrapped.clear()
 
     def begin(self, *, collect: bool) -> None:
@@ -163,31 +157,7 @@ class Interceptor(TorchDispatchMode):
             out = fast(args, kwargs)
             if out is not None:
                 return out
-        fresh = self._fresh.get(func)
-        if fresh is None:
-            schema = func._schema
-            fresh = self._fresh[func] = (
-                not schema.is_mutable
-                and len(schema.returns) > 0
-                and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
-            )
-        if not fresh:
-            return func(*args, **kwargs)
-        key = _signature(func, args, kwargs)
-        try:
-            recorded = self.cache.get(key) if key is not None else _UNCACHEABLE
-        except TypeError:  # an unhashable argument
-            recorded = _UNCACHEABLE
-            key = None
-        if recorded is None:
-            out = func(*args, **kwargs)
-            self.cache[key] = _describe(out)
-            return out
-        if recorded is _UNCACHEABLE:
-            return func(*args, **kwargs)
-        if type(recorded) is list:
-            return tuple(_materialise(d) for d in recorded)
-        return _materialise(recorded)
+        return func(*args, **kwargs)
 
     def _record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         name = self._names.get(func)
@@ -257,55 +227,3 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             for w in v:
                 if isinstance(w, _Tensor):
                     yield w
-
-
-# ---- the shape memo -----------------------------------------------------------------------------------------------
-
-
-def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-    """A hashable description of a call: op, tensor shapes/strides/dtypes, everything else by value."""
-    key: list[Any] = [func]
-    append = key.append
-    for a in args:
-        if isinstance(a, _Tensor):
-            append((a.shape, a.stride(), a.dtype))
-        elif type(a) is list or type(a) is tuple:
-            if a and type(a[0]) is int:  # sizes, strides, paddings
-                append(tuple(a))
-            else:
-                append(tuple((b.shape, b.stride(), b.dtype) if isinstance(b, _Tensor) else b for b in a))
-        else:
-            append(a)
-    if kwargs:
-        for name, value in kwargs.items():
-            if isinstance(value, _Tensor):
-                append((name, value.shape, value.stride(), value.dtype))
-            elif isinstance(value, list):
-                return None
-            else:
-                append((name, value))
-    return tuple(key)
-
-
-def _describe_one(t: Any) -> Any:
-    if t is None:
-        return None
-    if not isinstance(t, torch.Tensor) or not t.is_meta or t.storage_offset() != 0:
-        return _UNCACHEABLE
-    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
-        return _UNCACHEABLE
-    return (tuple(t.shape), tuple(t.stride()), t.dtype)
-
-
-def _describe(out: Any) -> Any:
-    if isinstance(out, torch.Tensor):
-        return _describe_one(out)
-    described = [_describe_one(t) for t in out]
-    return _UNCACHEABLE if any(d is _UNCACHEABLE for d in described) else described
-
-
-def _materialise(d: Any) -> torch.Tensor | None:
-    if d is None:
-        return None
-    shape, stride, dtype = d
-    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)

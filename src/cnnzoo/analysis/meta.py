@@ -139,8 +139,10 @@ def meta_clone(model: nn.Module, dtype: torch.dtype | None = None) -> MetaCopy:
 
 
 # ---- fast shape functions -----------------------------------------------------------------------------------------
-# PyTorch's meta kernels for batch norm, layer norm, elementwise ops, ``mean``, ``cat`` and ``addmm`` run Python
-# reference implementations, which would make the analyzer 10x slower on BN and DenseNet models. Each function here
+# PyTorch's meta kernels for convolution, pooling, batch norm, layer norm, elementwise ops, ``mean``, ``cat`` and
+# ``addmm`` run Python reference implementations, which would make the analyzer 10x slower on BN and DenseNet models;
+# the checks of the convolution and pooling kernels (torch._check) also import torch.fx's symbolic shapes and sympy,
+# 0.3 s at a process's first call. Each function here
 # returns the same outputs (shape, strides, dtype) as the stock kernel for the common case, and ``None`` (meaning
 # "run the stock kernel") for anything else: mixed dtypes, broadcasting, non-dense layouts.
 # ``tests/test_analysis.py`` checks them against the stock kernels.
@@ -255,6 +257,101 @@ def _cat(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
     return _contiguous(shape, first.dtype)
 
 
+def _convolution(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``aten.convolution`` (what ``nn.Conv*d`` calls), not transposed: ``out = (in + 2p - d(k - 1) - 1) // s + 1``
+    per spatial axis, contiguous (the stock meta kernel's layout). Anything it would refuse runs the stock kernel,
+    which raises the error."""
+    if kwargs or len(args) != 9:
+        return None
+    x, weight, _, stride, padding, dilation, transposed, _, groups = args
+    spatial = x.dim() - 2
+    if transposed or spatial < 1 or weight.dim() != x.dim() or weight.shape[1] * groups != x.shape[1]:
+        return None
+    if not (len(stride) == len(padding) == len(dilation) == spatial) or x.dtype != weight.dtype:
+        return None
+    shape = [x.shape[0], weight.shape[0]]
+    for size, k, s, p, d in zip(x.shape[2:], weight.shape[2:], stride, padding, dilation):
+        out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        if out < 1:
+            return None
+        shape.append(out)
+    return _contiguous(shape, x.dtype)
+
+
+def _ints(value: Any, n: int) -> list[int] | None:
+    """A size argument (an int, or a list of 1 or ``n`` ints) as ``n`` ints."""
+    value = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(value) == 1:
+        return value * n
+    return value if len(value) == n else None
+
+
+def _pooled(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int | None:
+    """ATen's ``pooling_output_shape`` (Pool.h); ``None`` where ATen refuses (the stock kernel raises the error)."""
+    if s <= 0 or p < 0 or p > k // 2:
+        return None
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1  # the last window must start inside the input or its left padding
+    return out if out >= 1 else None
+
+
+def _pool_shape(x: torch.Tensor, spatial: int, kernel: Any, stride: Any, padding: Any, dilation: Any,
+                ceil_mode: Any) -> list[int] | None:  # fmt: skip
+    k, p, d = _ints(kernel, spatial), _ints(padding, spatial), _ints(dilation, spatial)
+    s = _ints(stride, spatial) if stride else k
+    if None in (k, s, p, d) or not isinstance(ceil_mode, bool) or x.dim() not in (spatial + 1, spatial + 2):
+        return None
+    sizes = [_pooled(*a, ceil_mode) for a in zip(x.shape[-spatial:], k, s, p, d)]  # type: ignore[arg-type]
+    return None if None in sizes else [*x.shape[:-spatial], *sizes]  # type: ignore[list-item]
+
+
+def _pool_layout(x: torch.Tensor) -> torch.memory_format | None:
+    """The 2-d pools' output layout, ATen's ``suggest_memory_format`` of the input; ``None`` when it is ambiguous."""
+    contiguous = x.is_contiguous()
+    last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if contiguous == last:
+        return None
+    return torch.contiguous_format if contiguous else torch.channels_last
+
+
+def _max_pool2d(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``max_pool2d_with_indices(x, kernel, stride=[], padding=0, dilation=1, ceil_mode=False)``."""
+    if kwargs or not 2 <= len(args) <= 6 or not args[0].is_floating_point():
+        return None
+    x, kernel, stride, padding, dilation, ceil_mode = (*args, *([], [0], [1], False)[len(args) - 2:])
+    shape, layout = _pool_shape(x, 2, kernel, stride, padding, dilation, ceil_mode), _pool_layout(x)
+    if shape is None or layout is None:
+        return None
+    return (torch.empty(shape, dtype=x.dtype, device=_META, memory_format=layout),
+            torch.empty(shape, dtype=torch.int64, device=_META, memory_format=layout))  # fmt: skip
+
+
+def _avg_pool(spatial: int) -> Callable[[Sequence[Any], dict[str, Any]], torch.Tensor | None]:
+    """``avg_pool{2,3}d(x, kernel, stride=[], padding=0, ceil_mode=False, count_include_pad=True, divisor=None)``:
+    2-d keeps the input's layout, 3-d (LocalResponseNorm's) is contiguous."""
+
+    def shape_fn(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+        if kwargs or not 2 <= len(args) <= 7 or not args[0].is_floating_point():
+            return None
+        x, kernel, stride, padding, ceil_mode, _, divisor = (*args, *([], [0], False, True, None)[len(args) - 2:])
+        shape = _pool_shape(x, spatial, kernel, stride, padding, 1, ceil_mode)
+        layout = _pool_layout(x) if spatial == 2 else torch.contiguous_format
+        if shape is None or layout is None or divisor == 0:
+            return None
+        return torch.empty(shape, dtype=x.dtype, device=_META, memory_format=layout)
+
+    return shape_fn
+
+
+def _adaptive_avg_pool2d(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    x, size = args[0], args[1]
+    layout = _pool_layout(x)
+    if kwargs or x.dim() not in (3, 4) or len(size) != 2 or layout is None or not x.is_floating_point():
+        return None
+    return torch.empty((*x.shape[:-2], *size), dtype=x.dtype, device=_META, memory_format=layout)
+
+
 def _addmm(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
     bias, a, b = args[0], args[1], args[2]
     if kwargs or not (bias.dtype == a.dtype == b.dtype) or a.dim() != 2 or b.dim() != 2 or bias.dim() > 2:
@@ -297,6 +394,11 @@ FAST.update({
     aten.native_layer_norm.default: _layer_norm,
     aten.mean.dim: _mean_dim,
     aten.cat.default: _cat,
+    aten.convolution.default: _convolution,
+    aten.max_pool2d_with_indices.default: _max_pool2d,
+    aten.avg_pool2d.default: _avg_pool(2),
+    aten.avg_pool3d.default: _avg_pool(3),
+    aten._adaptive_avg_pool2d.default: _adaptive_avg_pool2d,
     aten.addmm.default: _addmm,
     aten.empty_like.default: _empty_like,
     aten.empty.memory_format: _empty,
