@@ -43,8 +43,9 @@ def analyze(
             ``none``.
         training: also run the training-mode pass (saved-for-backward bytes, training memory).
     """
-    # The passes create many small objects; a full cyclic-GC sweep of the torch-sized heap would cost more (100+ ms)
-    # than the whole analysis, so it is paused for the duration (reference counting still frees everything).
+    # The passes create many small objects, and every few analyses they would trigger a full cyclic-GC sweep of the
+    # torch-sized heap (about 170 ms, more than most analyses): the collector is paused for the duration (reference
+    # counting still frees everything). Analysing the 71 registered models in one process: 3.8 s, 5.4 s without.
     # Training-mode forwards may draw random numbers (dropout masks, drop-path decisions on the CPU): the global
     # generator is restored afterwards, and seeded inside, so that an analysis is reproducible.
     enabled = gc.isenabled()
