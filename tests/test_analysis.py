@@ -278,6 +278,21 @@ def test_vgg16_at_4096_allocates_nothing_input_sized():
     assert 2 * report.totals.macs == counter.get_total_flops()
 
 
+_IMPORTS_AFTER_ANALYSIS = """
+import sys, cnnzoo
+for name in ("alexnet", "googlenet", "resnet50", "densenet121"):  # conv, max/avg/adaptive pools, LRN, batch norm
+    cnnzoo.analyze(name)
+print(sorted(m for m in ("torch._dynamo", "torch.fx.experimental.symbolic_shapes", "sympy") if m in sys.modules))
+"""
+
+
+def test_analysis_imports_neither_dynamo_nor_sympy():
+    # torch._dynamo (0.7 s) and sympy (0.3 s) would double `cnnzoo summary`'s time beyond `import torch`: the
+    # interceptor opts out of TorchDispatchMode's dynamo wrapper, meta.py's shape functions avoid torch._check
+    child = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER_ANALYSIS], capture_output=True, text=True, check=True)
+    assert child.stdout.strip().splitlines()[-1] == "[]"
+
+
 # ---- any nn.Module --------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import UserError
+from ..registry import list_models, model_info
 from . import html as h
 from .model import model_section
 from .runs import read_inputs, read_run, runs_section
@@ -36,8 +37,6 @@ def report(run_dirs: Sequence[str | Path] = (), models: str = "*", model: str | 
         model: also show this model's per-layer pictures at its native input.
         cache_dir: where the zoo's analyzer numbers are cached (default ``~/.cache/cnnzoo``).
     """
-    from ..registry import list_models, model_info
-
     if model is not None:
         model_info(model)  # an unknown name fails now, before minutes of work
     runs, ensembles = read_inputs(list(run_dirs))

@@ -21,7 +21,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..analysis import analyze
 from ..data.cache import default_cache_dir
+from ..registry import model_info
+from ..training import get_recipe
 from ..version import __version__
 from . import html as h
 from .html import figure, to_svg
@@ -107,8 +110,6 @@ def panel_of(dataset: str, metric: str) -> str | None:
 
 def reported_errors(name: str) -> dict[str, Reported]:
     """Per panel, the lowest single-model error the registry lists for ``name`` (ensembles left out)."""
-    from ..registry import model_info
-
     best: dict[str, Reported] = {}
     for r in model_info(name).results:
         key = panel_of(r.dataset, r.metric)
@@ -120,10 +121,6 @@ def reported_errors(name: str) -> dict[str, Reported]:
 
 
 def _row(name: str) -> ZooRow:
-    from ..analysis import analyze
-    from ..registry import model_info
-    from ..training import get_recipe
-
     info = model_info(name)
     batch = get_recipe(info.recipe).batch_size if info.recipe else 1
     t = analyze(name, batch_size=batch).totals
