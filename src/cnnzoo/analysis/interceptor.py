@@ -1,7 +1,8 @@
 """The engine: run a model on the meta device under a dispatch-level interceptor and record every aten op.
 
 Nothing the size of the input is ever allocated: the model runs on a *meta* copy (shapes, strides and dtypes, no
-data; :func:`.meta.meta_clone`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never touched.
+data; :func:`.meta.meta_clone`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never
+touched.
 
 Attribution: wrappers around ``forward`` of every module of the copy (instance attributes: cheaper than hooks, which
 send every call down ``Module._call_impl``'s slow path) keep a stack of module calls. An op belongs to the innermost
