@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import cnnzoo
-from cnnzoo.pictures import write_run_report
+from cnnzoo.html_report import write_run_report
 from machine import Bench, add_arguments, col
 
 

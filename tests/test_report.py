@@ -12,10 +12,9 @@ import pytest
 
 import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.pictures import HUMAN_TOP5_ERROR_PCT, ILSVRC_WINNERS, write_run_report
-from cnnzoo.pictures.run_figures import confusion_figure
-from cnnzoo.pictures.runs import read_run
-from cnnzoo.pictures.zoo import panel_of, reported_errors, zoo_rows
+from cnnzoo.html_report import HUMAN_TOP5_ERROR_PCT, ILSVRC_WINNERS, write_run_report
+from cnnzoo.html_report.runs import confusion_figure, read_run
+from cnnzoo.html_report.zoo import panel_of, reported_errors, zoo_rows
 
 
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import cnnzoo  # noqa: E402
-from cnnzoo.pictures import write_run_report  # noqa: E402
+from cnnzoo.html_report import write_run_report  # noqa: E402
 
 
 def shoot(page: Path, png: Path, width: int, height: int) -> None:

@@ -21,8 +21,8 @@ from .analysis import commands as analysis_commands
 from .errors import UserError
 from .evaluation import commands as evaluation_commands
 from .exporting import commands as exporting_commands
-from .pictures import commands as pictures_commands
-from .pictures import write_run_report
+from .html_report import commands as html_report_commands
+from .html_report import write_run_report
 from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
@@ -33,7 +33,7 @@ TRACEBACK_ENV = "CNNZOO_TRACEBACK"  # set to 1: an unexpected error shows its tr
 # devices, memory, values torch refuses), never a KeyboardInterrupt or SystemExit
 UNEXPECTED = (OSError, ValueError, RuntimeError, ArithmeticError, MemoryError)
 
-COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, pictures_commands,
+COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, html_report_commands,
                    exporting_commands)
 
 

@@ -1,18 +1,20 @@
 """The analyzer: CS231n's layer tables (output volume, memory, params, MACs, receptive field), exact, for any model.
 
-    report = cnnzoo.analyze("vgg16")            # or any nn.Module, at any input size
-    print(report.to_lecture())                 # CONV3-64: [224x224x64]  memory: 224*224*64=3.2M  params: ...
-    report.totals.macs, report.to_dict(), report.to_csv(), report.to_markdown()
+    analysis = cnnzoo.analyze("vgg16")          # or any nn.Module, at any input size
+    print(analysis.to_lecture())               # CONV3-64: [224x224x64]  memory: 224*224*64=3.2M  params: ...
+    analysis.totals.macs, analysis.to_dict(), analysis.to_csv(), analysis.to_markdown()
 
-See :mod:`.analyzer` for how it runs (meta device, dispatch-level interception), :mod:`.counts` for the per-op
-formulas and :mod:`.receptive_field` for the receptive-field rules.
+:mod:`.analyzer` runs it (two passes over a meta copy, :mod:`.meta`) under the dispatch-level
+:mod:`.interceptor`, which fills :mod:`.rows`; :mod:`.counts` holds the per-op formulas, :mod:`.receptive_field`
+the receptive-field rules, :mod:`.result` what comes back and its formats.
 """
 
 from .analyzer import analyze
-from .lecture import LectureRow
-from .meta_copy import AnalysisError
+from .meta import AnalysisError, meta_model
 from .receptive_field import ReceptiveField
-from .report import Report
-from .stats import LayerStat, Totals
+from .result import Analysis, LayerStat, LectureRow, Totals
 
-__all__ = ["AnalysisError", "LayerStat", "LectureRow", "ReceptiveField", "Report", "Totals", "analyze"]
+Report = Analysis  # the name of 0.1; cnnzoo.Report stays importable
+
+__all__ = ["Analysis", "AnalysisError", "LayerStat", "LectureRow", "ReceptiveField", "Report", "Totals", "analyze",
+           "meta_model"]

@@ -9,9 +9,9 @@ from torch import nn
 from ..errors import UserError
 from ..registry import model_info
 from .analyzer import analyze
-from .meta_copy import AnalysisError
+from .meta import AnalysisError
 from .options import DTYPES, OPTIMIZERS, parse_dtype, parse_input_size
-from .receptive_field import stacked
+from .receptive_field import axes_text, stacked
 
 FORMATS = ("table", "lecture", "markdown", "csv", "json")
 MAX_DEMO_CHANNELS = 1_000_000  # 49 C^2 weights stay far inside torch's 64-bit sizes
@@ -51,8 +51,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         dtype = parse_dtype(args.dtype)
     except ValueError as exc:
         raise UserError(f"--dtype: {exc}") from None
-    report = _run(args.name, input_size=size, batch_size=args.batch_size, dtype=dtype, optimizer=args.optimizer)
-    print(report.format(args.format))
+    analysis = _run(args.name, input_size=size, batch_size=args.batch_size, dtype=dtype, optimizer=args.optimizer)
+    print(analysis.format(args.format))
     return 0
 
 
@@ -63,16 +63,16 @@ def _cmd_rf(args: argparse.Namespace) -> int:
         print(_stacked_demo(args.channels))
         return 0
     for name in args.names:
-        report = _run(name, input_size=_input_size(args.input, name), training=False)
-        field = report.receptive_field
-        where = "x".join(map(str, report.input_size))
-        print(f"{name} at {where}: receptive field {_fmt(field.size) if field else 'global'} px, "
-              f"jump {_fmt(field.jump) if field else '-'} px")  # fmt: skip
+        analysis = _run(name, input_size=_input_size(args.input, name), training=False)
+        field = analysis.receptive_field
+        where = "x".join(map(str, analysis.input_size))
+        print(f"{name} at {where}: receptive field {axes_text(field.size) if field else 'global'} px, "
+              f"jump {axes_text(field.jump) if field else '-'} px")  # fmt: skip
         if args.layers:
-            for s in report.layers:
+            for s in analysis.layers:
                 if s.receptive_field is not None and (s.macs or "Pool" in s.kind or s.kind == "cat"):
                     rf = s.receptive_field
-                    print(f"  {s.name:<40} {s.kind:<18} {_fmt(rf.size):>7} px  jump {_fmt(rf.jump)}")
+                    print(f"  {s.name:<40} {s.kind:<18} {axes_text(rf.size):>7} px  jump {axes_text(rf.jump)}")
     return 0
 
 
@@ -84,20 +84,15 @@ def _stacked_demo(channels: int) -> str:
     lines = [f"Receptive field of stacked convolutions (C = {c} channels in and out, stride 1, no bias):", ""]
     for label, net, formula in (("3 x CONV3", three, f"3*(3*3*C*C) = 27C^2 = 27*{c}^2"),
                                 ("1 x CONV7", one, f"7*7*C*C = 49C^2 = 49*{c}^2")):  # fmt: skip
-        report = analyze(net, (c, 32, 32), training=False)
-        fields = [s.receptive_field for s in report.layers]
-        path = " -> ".join(_fmt(f.size) for f in fields if f is not None)
-        lines.append(f"  {label}: receptive field {path} px; weights {formula} = {report.totals.params:,}; "
-                     f"MACs at 32x32 = {report.totals.macs:,}")  # fmt: skip
+        analysis = analyze(net, (c, 32, 32), training=False)
+        fields = [s.receptive_field for s in analysis.layers]
+        path = " -> ".join(axes_text(f.size) for f in fields if f is not None)
+        lines.append(f"  {label}: receptive field {path} px; weights {formula} = {analysis.totals.params:,}; "
+                     f"MACs at 32x32 = {analysis.totals.macs:,}")  # fmt: skip
     lines += ["", "Same 7x7 view, 27/49 = 55% of the weights and compute, and three non-linearities instead of one "
               "(CS231n lecture 9, VGGNet). Per-axis rule: r_out = r_in + (k - 1) * jump.",
-              f"Check: stacked([3, 3, 3]) = {_fmt(stacked([3, 3, 3]).size)} px."]  # fmt: skip
+              f"Check: stacked([3, 3, 3]) = {axes_text(stacked([3, 3, 3]).size)} px."]  # fmt: skip
     return "\n".join(lines)
-
-
-def _fmt(values: tuple[float, float]) -> str:
-    a, b = (int(v) if float(v).is_integer() else round(v, 2) for v in values)
-    return f"{a}" if a == b else f"{a}x{b}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,7 +1,8 @@
 """The engine: run a model on the meta device under a dispatch-level interceptor and record every aten op.
 
 Nothing the size of the input is ever allocated: the model runs on a *meta* copy (shapes, strides and dtypes, no
-data; :mod:`.meta_copy`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never touched.
+data; :func:`.meta.meta_clone`), so VGG16 at 4096x4096 costs what it costs at 224, and the model passed in is never
+touched.
 
 Attribution: wrappers around ``forward`` of every module of the copy (instance attributes: cheaper than hooks, which
 send every call down ``Module._call_impl``'s slow path) keep a stack of module calls. An op belongs to the innermost
@@ -9,9 +10,7 @@ module running. A *leaf* module (no children) gets one row per call; ops a conta
 ``+``, ``torch.flatten`` in its ``forward``) form a row of that container per uninterrupted run of them.
 
 Speed: shape inference for some ops on meta goes through slow Python meta kernels (batch norm: 1-2 ms a call).
-The hot ones have direct shape functions (:mod:`.fast_meta`); every other op whose schema says it returns fresh
-tensors (no aliasing, no mutation) is memoised per call signature (op, argument shapes/strides/dtypes, scalar
-arguments): a repeated signature gets new empty meta tensors of the recorded shapes without running the kernel.
+The hot ones have direct shape functions (:data:`.meta.FAST`); every other op runs its stock meta kernel.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import counts
 from . import receptive_field as rf_mod
-from .fast_meta import FAST
-from .meta_memo import _UNCACHEABLE, _describe, _materialise, _signature
-from .op_row import OpRow, _spec
+from .meta import FAST
+from .rows import OpRow, op_spec
 
 _Tensor = torch.Tensor
 
@@ -53,10 +51,16 @@ class Interceptor(TorchDispatchMode):
     :meth:`current_key`) and serves fast meta kernels.
     """
 
-    def __init__(self, modules: list[tuple[str, nn.Module]], *, cache: dict[Any, Any] | None = None) -> None:
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps a subclass's __torch_dispatch__ in torch._disable_dynamo unless this returns False
+        # (torch's documented opt-out): the wrapper imports torch._dynamo at the first op (about a second) and adds a
+        # call per op. The analyzer runs the eager module, never under torch.compile: there is nothing to disable.
+        return False
+
+    def __init__(self, modules: list[tuple[str, nn.Module]]) -> None:
         super().__init__()
         self.collect = True
-        self.cache: dict[Any, Any] = {} if cache is None else cache
         self.rows: list[OpRow] = []
         self.stack: list[_Frame] = []
         self.calls: dict[int, int] = {}
@@ -66,7 +70,6 @@ class Interceptor(TorchDispatchMode):
         self.rf_unknown: dict[str, int] = {}
         self.uncounted: dict[str, int] = {}
         self._names: dict[Any, str] = {}
-        self._fresh: dict[Any, bool] = {}
         self._wrapped: list[nn.Module] = []
         for path, module in modules:
             self._wrap(module, path, len(module._modules) == 0)
@@ -81,13 +84,13 @@ class Interceptor(TorchDispatchMode):
             leave(frame, out)
             return out
 
-        module.__dict__["forward"] = traced_forward
+        module.forward = traced_forward
         self._wrapped.append(module)
 
     def close(self) -> None:
         """Remove the ``forward`` wrappers (they reference this object)."""
         for module in self._wrapped:
-            module.__dict__.pop("forward", None)
+            del module.forward
         self._wrapped.clear()
 
     def begin(self, *, collect: bool) -> None:
@@ -155,31 +158,7 @@ class Interceptor(TorchDispatchMode):
             out = fast(args, kwargs)
             if out is not None:
                 return out
-        fresh = self._fresh.get(func)
-        if fresh is None:
-            schema = func._schema
-            fresh = self._fresh[func] = (
-                not schema.is_mutable
-                and len(schema.returns) > 0
-                and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
-            )
-        if not fresh:
-            return func(*args, **kwargs)
-        key = _signature(func, args, kwargs)
-        try:
-            recorded = self.cache.get(key) if key is not None else _UNCACHEABLE
-        except TypeError:  # an unhashable argument
-            recorded = _UNCACHEABLE
-            key = None
-        if recorded is None:
-            out = func(*args, **kwargs)
-            self.cache[key] = _describe(out)
-            return out
-        if recorded is _UNCACHEABLE:
-            return func(*args, **kwargs)
-        if type(recorded) is list:
-            return tuple(_materialise(d) for d in recorded)
-        return _materialise(recorded)
+        return func(*args, **kwargs)
 
     def _record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         name = self._names.get(func)
@@ -204,11 +183,11 @@ class Interceptor(TorchDispatchMode):
             if macs:
                 row.macs += macs
                 if row.spec is None:
-                    row.spec = _spec(name, args, kwargs)
+                    row.spec = op_spec(name, args, kwargs)
             for category, flops in extra.items():
                 row.extra_flops[category] = row.extra_flops.get(category, 0) + flops
             if row.spec is None and name in counts.POOL_OPS:
-                row.spec = _spec(name, args, kwargs)
+                row.spec = op_spec(name, args, kwargs)
         self._propagate(name, args, kwargs, out)
 
     def _propagate(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:

@@ -36,13 +36,13 @@ class ReceptiveField:
     start: tuple[float, float]
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {"size": [_num(v) for v in self.size], "jump": [_num(v) for v in self.jump],
-                "start": [_num(v) for v in self.start]}  # fmt: skip
+        return {"size": [plain_number(v) for v in self.size], "jump": [plain_number(v) for v in self.jump],
+                "start": [plain_number(v) for v in self.start]}  # fmt: skip
 
     def __str__(self) -> str:
         """``195`` for a square field, ``7x1`` otherwise; jump after a slash: ``195/32``."""
-        size = _axes(self.size)
-        jump = _axes(self.jump)
+        size = axes_text(self.size)
+        jump = axes_text(self.jump)
         return f"{size}/{jump}"
 
 
@@ -61,12 +61,14 @@ INPUT = ReceptiveField(size=(1.0, 1.0), jump=(1.0, 1.0), start=(0.0, 0.0))
 Field = ReceptiveField | _Global
 
 
-def _num(value: float) -> int | float:
+def plain_number(value: float) -> int | float:
+    """``3.0`` -> ``3``; other values rounded to 4 decimals (fields of dilated or resampled maps can be fractional)."""
     return int(value) if float(value).is_integer() else round(value, 4)
 
 
-def _axes(values: tuple[float, float]) -> str:
-    a, b = (_num(v) for v in values)
+def axes_text(values: tuple[float, float]) -> str:
+    """``(7, 7)`` -> ``7``, ``(7, 1)`` -> ``7x1``."""
+    a, b = (plain_number(v) for v in values)
     return f"{a}" if a == b else f"{a}x{b}"
 
 

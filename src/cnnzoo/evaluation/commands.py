@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..files import write_text
 from ..metrics import confusion_csv
 from .evaluator import ensemble, evaluate_checkpoint, predict
-from .output import print_predictions, write_report
+from .output import print_predictions, write_json_output
 from .tta import TTA_MODES
 
 _SPLITS = ("val", "train", "all")
@@ -65,7 +65,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_text(Path(args.confusion), confusion_csv(torch.tensor(r["confusion"]), r["classes"]))
         print(f"confusion matrix (rows true, columns predicted) -> {args.confusion}", file=out)
     if args.json:
-        write_report(args.json, r)
+        write_json_output(args.json, r)
     return 0
 
 
@@ -87,7 +87,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     for path, model, top1, top5 in rows:
         print(f"{path:<{width}}  {model:<{model_width}}  {_pct(top1):>8}  {_pct(top5):>8}", file=out)
     print(f"ensemble error: top-1 {_pct(e['top1_error'])}, top-5 {_pct(e['top5_error'])}", file=out)
-    write_report(args.json, r)
+    write_json_output(args.json, r)
     if args.json != "-":
         print(f"report -> {args.json}", file=out)
     return 0

@@ -228,10 +228,14 @@ class RankStreams:
         self.private: torch.Tensor | None = None
         self.shared: torch.Tensor | None = None
         if runtime.world_size > 1:
+            # the hooks run eagerly under torch.compile (a graph break around each such module, never a recompile):
+            # they swap the device's generator state, which a compiled graph cannot hold. Wrapped here, not with a
+            # decorator, so that importing cnnzoo does not import torch._dynamo (about a second).
+            enter, leave = torch.compiler.disable(self._enter), torch.compiler.disable(self._leave)
             for module in net.modules():
                 if isinstance(module, PER_ELEMENT_RANDOM):
-                    module.register_forward_pre_hook(self._enter)
-                    module.register_forward_hook(self._leave)
+                    module.register_forward_pre_hook(enter)
+                    module.register_forward_hook(leave)
 
     def begin_step(self, epoch: int, step: int) -> None:
         self.key, self.private = (self.seed, epoch, step, self.rank), None
@@ -245,16 +249,12 @@ class RankStreams:
         else:
             torch.set_rng_state(state)
 
-    # run eagerly under torch.compile (a graph break around each such module, never a recompile): they swap the
-    # device's generator state, which a compiled graph cannot hold
-    @torch.compiler.disable
     def _enter(self, module: nn.Module, args: Any) -> None:
         self.shared = self._get()
         if self.private is None:
             self.private = rng(*self.key, device=self.device).get_state()
         self._set(self.private)
 
-    @torch.compiler.disable
     def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
         self.private = self._get()
         self._set(self.shared)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from .page import report
+
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .page import report
-
     path = report(args.runs, models=args.models, model=args.model, out=args.out)
     print(f"report: {path.resolve()}")
     if args.open:

@@ -1,8 +1,10 @@
-"""The analysis result (:class:`Report`, one :class:`LayerStat` per layer call) and its formats.
+"""What :func:`~.analyzer.analyze` returns: an :class:`Analysis` (one :class:`LayerStat` per layer call, the
+model's :class:`Totals`) and its formats.
 
-Formats: ``table`` (plain text), ``lecture`` (CS231n's notation, one line per layer), ``markdown``, ``csv``,
-``json``. Units are in the names: ``macs`` (multiply-adds; ``flops = 2 * macs``), ``activations`` (values, what the
-lecture calls "memory"), ``*_bytes``. Sizes are printed in both MiB (2^20) and MB (10^6).
+Formats: ``table`` (plain text), ``lecture`` (CS231n lecture 9's notation: one :class:`LectureRow` per
+CONV/POOL/NORM/FC/CONCAT line), ``markdown``, ``csv``, ``json``. Units are in the names: ``macs`` (multiply-adds;
+``flops = 2 * macs``), ``activations`` (values, what the lecture calls "memory"), ``*_bytes``. Sizes are printed in
+both MiB (2^20) and MB (10^6).
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from typing import Any
 
 import torch
 
-from .lecture import LectureRow, _hwc, _lecture_label
-from .receptive_field import ReceptiveField
-from .stats import LayerStat, Totals
+from .receptive_field import ReceptiveField, axes_text, plain_number
 
 SCHEMA_VERSION = 1
 
@@ -26,10 +26,187 @@ SCHEMA_VERSION = 1
 # values, while the slide's total says "24M * 4 bytes ~= 96MB / image". Used only to add that note.
 LECTURE_VGG16_LINES_SUM = 15_237_608
 
+# ---- the numbers -------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
-class Report:
-    """What :func:`cnnzoo.analyze` found; ``str(report)`` is the text table."""
+class LayerStat:
+    """One call of a leaf module, or one run of ops a container performs itself (``cat``, ``add``, ``flatten``).
+
+    Counts are for the whole batch; ``in_shape`` (of the first op's first input) and ``out_shape`` are per sample
+    (``[C, H, W]``). ``receptive_field`` is ``None`` when
+    the output has no spatial layout left (it sees the whole image) or does not depend on the image.
+    """
+
+    name: str
+    kind: str
+    call: int
+    in_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...]
+    activations: int  # values in the output ("memory" in the lecture's tables)
+    activation_bytes: int
+    new_memory: bool  # False when the output is a view or an in-place result of an earlier tensor
+    weights: int
+    biases: int
+    macs: int
+    extra_flops: dict[str, int]
+    saved_bytes: int  # bytes autograd keeps for backward (training mode), counted once per storage
+    receptive_field: ReceptiveField | None
+    ops: tuple[str, ...]
+    uncounted: tuple[str, ...] = ()
+    spec: tuple[Any, ...] | None = None
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "out_shape": list(self.out_shape),
+            "activations": self.activations,
+            "activation_bytes": self.activation_bytes,
+            "params": self.params,
+            "macs": self.macs,
+            "receptive_field": None if self.receptive_field is None else self.receptive_field.to_dict(),
+            "call": self.call,
+            "weights": self.weights,
+            "biases": self.biases,
+            "flops": self.flops,
+            "extra_flops": dict(self.extra_flops),
+            "saved_bytes": self.saved_bytes,
+            "new_memory": self.new_memory,
+            "uncounted": list(self.uncounted),
+        }
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-model numbers. Parameters are counted once per tensor (shared and tied weights once)."""
+
+    params: int
+    trainable_params: int
+    frozen_params: int
+    weights: int
+    biases: int
+    buffers: int
+    macs: int
+    extra_flops: dict[str, int]
+    activations: int  # values in every newly allocated layer output, input included (the lecture's TOTAL memory)
+    activation_bytes: int
+    param_bytes: int
+    buffer_bytes: int
+    grad_bytes: int
+    optimizer_bytes: int
+    input_bytes: int
+    saved_activation_bytes: int | None  # None when the training pass was not run
+    params_not_run: int  # parameters of modules this forward never called (e.g. auxiliary heads in eval mode)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def train_memory_bytes(self) -> int | None:
+        """params + buffers + gradients + optimizer state + saved activations + input batch."""
+        if self.saved_activation_bytes is None:
+            return None
+        return (self.param_bytes + self.buffer_bytes + self.grad_bytes + self.optimizer_bytes
+                + self.saved_activation_bytes + self.input_bytes)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "activations": self.activations,
+            "activation_bytes": self.activation_bytes,
+            "train_memory_bytes": self.train_memory_bytes,
+            "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params,
+            "weights": self.weights,
+            "biases": self.biases,
+            "buffers": self.buffers,
+            "extra_flops": dict(self.extra_flops),
+            "param_bytes": self.param_bytes,
+            "buffer_bytes": self.buffer_bytes,
+            "grad_bytes": self.grad_bytes,
+            "optimizer_bytes": self.optimizer_bytes,
+            "input_bytes": self.input_bytes,
+            "saved_activation_bytes": self.saved_activation_bytes,
+            "params_not_run": self.params_not_run,
+        }
+
+
+# ---- CS231n lecture 9's table notation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LectureRow:
+    """One line of the lecture's table: ``label: [HxWxC]  memory: H*W*C=...  params: (k*k*Cin)*Cout = ...``."""
+
+    label: str
+    shape_hwc: tuple[int, int, int]
+    memory: int  # values per image
+    weights: int  # not counting biases, as the lecture
+    weights_formula: str
+
+    def __str__(self) -> str:
+        h, w, c = self.shape_hwc
+        memory = f"{self.memory}" if h == w == 1 else f"{h}*{w}*{c}={_short(self.memory)}"
+        return f"{self.label}: [{h}x{w}x{c}]  memory: {memory}  params: {self.weights_formula}"
+
+
+def _lecture_label(s: LayerStat) -> str | None:
+    spec = s.spec or ()
+    kind = s.kind
+    if kind == "LocalResponseNorm":
+        return "NORM"
+    if kind.startswith("BatchNorm"):
+        return "BN"
+    if spec and spec[0] == "conv":
+        kh, kw, cout = spec[1], spec[2], spec[4]
+        return f"CONV{kh}-{cout}" if kh == kw else f"CONV{kh}x{kw}-{cout}"
+    if spec and spec[0] == "fc":
+        return "FC"
+    if spec and spec[0] == "pool":
+        prefix = "POOL" if spec[1] == "max" else "AVGPOOL"
+        return f"{prefix}{spec[2]}" if spec[2] == spec[3] else f"{prefix}{spec[2]}x{spec[3]}"
+    if "Pool" in kind and s.in_shape is not None and tuple(s.in_shape) != tuple(s.out_shape):
+        return "AVGPOOL" if "Avg" in kind else "POOL"
+    if kind == "cat":
+        return "CONCAT"
+    return None
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) >= 3:
+        return (shape[-2], shape[-1], math.prod(shape[:-2]))
+    return (1, 1, math.prod(shape))
+
+
+def _short(n: int) -> str:
+    """The lecture's rounding: 3,211,264 -> 3.2M, 802,816 -> 800K, 150,528 -> 150K; exact below 10,000."""
+    if n < 10_000:
+        return str(n)
+    r = round(n, 2 - len(str(n)))
+    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if r >= scale:
+            return f"{r / scale:g}{unit}"
+    return str(r)
+
+
+# ---- the analysis and its formats ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :func:`cnnzoo.analyze` found; ``str(analysis)`` is the text table."""
 
     model: str
     input_size: tuple[int, ...]
@@ -73,9 +250,9 @@ class Report:
             writer.writerow([
                 s.name, s.kind, s.call, "x".join(map(str, s.out_shape)), s.activations, s.activation_bytes, s.params,
                 s.weights, s.biases, s.macs, s.flops, s.saved_bytes,
-                "" if rf is None else "x".join(str(v) for v in _ints(rf.size)),
-                "" if rf is None else "x".join(str(v) for v in _ints(rf.jump)),
-                "" if rf is None else "x".join(str(v) for v in _ints(rf.start)),
+                "" if rf is None else "x".join(str(v) for v in _plain(rf.size)),
+                "" if rf is None else "x".join(str(v) for v in _plain(rf.jump)),
+                "" if rf is None else "x".join(str(v) for v in _plain(rf.start)),
                 " ".join(s.uncounted),
             ])  # fmt: skip
         return buffer.getvalue()
@@ -110,8 +287,8 @@ class Report:
         lines.append(f"activations: {t.activations:,} values = {_bytes(t.activation_bytes)} "
                      "(every newly allocated layer output, input included)")  # fmt: skip
         if self.receptive_field is not None:
-            lines.append(f"receptive field: {_axes(self.receptive_field.size)} px, "
-                         f"jump {_axes(self.receptive_field.jump)} px")  # fmt: skip
+            lines.append(f"receptive field: {axes_text(self.receptive_field.size)} px, "
+                         f"jump {axes_text(self.receptive_field.jump)} px")  # fmt: skip
         if t.train_memory_bytes is not None:
             lines.append(
                 f"training memory (batch {self.batch_size}, {self.optimizer}"
@@ -229,10 +406,5 @@ def _bytes(n: int, *, short: bool = False) -> str:
     return f"{n} B"
 
 
-def _ints(values: tuple[float, ...]) -> list[int | float]:
-    return [int(v) if float(v).is_integer() else round(v, 4) for v in values]
-
-
-def _axes(values: tuple[float, float]) -> str:
-    a, b = _ints(values)
-    return f"{a}" if a == b else f"{a}x{b}"
+def _plain(values: tuple[float, ...]) -> list[int | float]:
+    return [plain_number(v) for v in values]
