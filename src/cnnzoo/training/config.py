@@ -64,7 +64,7 @@ class RunConfig:
     resume: str | None = None  # a run directory (or its last.pt) this run continues
     device: str = "auto"  # auto: CUDA when available
     amp: str | None = None  # off | bf16 | fp16; None: bf16 on CUDA, off on the CPU
-    channels_last: bool | None = None  # None: on for CUDA
+    channels_last: bool | None = None  # None: measured (training/layout.py); a resumed run keeps its own
     compile: bool = False
     download: bool = False  # CIFAR only
     workers: int | None = None  # image-folder decoding processes; None: CPU count - 1, at most 8
