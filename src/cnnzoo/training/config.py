@@ -58,7 +58,7 @@ class RunConfig:
     data: str = "digits"  # ``--data``: digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # create_model options, e.g. {"dropout": 0.3}
     epochs: int | None = None  # None: the recipe's length (resuming: the run's own length)
-    seed: int = 0  # weights, shuffling, augmentation, dropout: same seed, same run on the CPU
+    seed: int = 0  # weights, shuffling, augmentation, dropout: same seed and layout, same run on the CPU
     val_fraction: float = 0.2  # validation share of digits and single-tree folders
     out: str | None = None  # run directory; None: runs/<model>-<time>
     resume: str | None = None  # a run directory (or its last.pt) this run continues

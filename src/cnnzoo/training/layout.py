@@ -11,7 +11,10 @@ optimizer, precision and batch shape, on its device) in both layouts and trains 
   would start the loader's workers), inside a fork of the random streams: the run's weights, optimizer and random
   state are untouched, so a probed run is bit-identical to a run with the same layout forced. Each layout gets
   ``WARM_STEPS`` untimed steps (oneDNN/cuDNN set their kernels up), then ``TIMED_STEPS`` steps alternated with the
-  other layout's (a change of load hits both alike); the faster median wins.
+  other layout's (a change of load hits both alike); each layout's rate is its fastest step, since other jobs only
+  ever slow a step down, and on a shared machine they do it in bursts: a two-thread step that meets another busy
+  process can take 10-20x as long, which a median of three steps does not outvote (one such burst measured
+  channels-last at 58 img/s against NCHW's 1,583, the reverse of their order on the idle machine).
 - **bf16 on a CPU that has it natively** (``native_bf16_isa``) and a run that left ``--amp`` unset: the probe also
   times bf16 autocast steps in the chosen layout, alternated with fp32 ones; at ``BF16_SUGGEST`` x or more the header
   suggests ``--amp bf16`` with the measured factor. It never switches precision by itself (bf16 changes the numbers).
@@ -23,7 +26,12 @@ optimizer, precision and batch shape, on its device) in both layouts and trains 
 - **What overrides it**: ``--channels-last`` / ``--no-channels-last``; a resumed run keeps the layout it recorded
   (``layout`` in config.json), since an exact resume needs the same kernels.
 - Under torchrun every rank probes (the same number of steps, so collectives inside the network, SyncBatchNorm's,
-  stay matched) and rank 0's choice is taken by all.
+  stay matched) and rank 0's choice is taken by all. With ``--compile`` the probe times eager steps (compiling both
+  layouts would cost more than the choice saves); the convolutions it compares are the same kernels.
+- **Reproducibility**: the two layouts run different kernels, which round differently, so a run's numbers depend on
+  its layout: two runs of the same seed are bit-identical on the CPU when they train in the same layout. The probe's
+  choice is a measurement, as noisy as the machine's load (on a machine shared with other jobs two runs may choose
+  differently); config.json says which layout a run used, and the flag forces it.
 
 The choice is ``Layout``: its ``record()`` goes into config.json (``layout``: ``"nchw"`` or ``"channels_last"``, and
 ``layout_probe``: how it was chosen, with the probe's rates), its ``lines()`` into the run's header.
@@ -33,7 +41,6 @@ from __future__ import annotations
 
 import copy
 import random
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -46,7 +53,7 @@ from torch import nn
 from ..device import default_channels_last
 
 WARM_STEPS = 1  # untimed steps per contender: kernel selection, oneDNN primitive creation, cuDNN autotuning
-TIMED_STEPS = 3  # timed steps per contender, alternated; the median counts
+TIMED_STEPS = 3  # timed steps per contender, alternated; the fastest counts
 PAYBACK = 20  # a part of the probe runs when the run has at least PAYBACK x its steps (it costs <= 5% of them)
 LAYOUT_STEPS = 2 * (WARM_STEPS + TIMED_STEPS)
 BF16_STEPS = WARM_STEPS + 2 * TIMED_STEPS  # bf16 steps, alternated with more fp32 steps of the chosen layout
@@ -61,9 +68,9 @@ Step = Callable[[torch.Tensor, torch.Tensor], None]
 
 @dataclass(frozen=True)
 class Timing:
-    """What the probe measured: images per second of a training step in each layout (``nchw``, ``channels_last``;
-    ``bf16``: in the faster layout, when timed), bf16's rate over fp32's from the steps alternated with it, and the
-    steps taken."""
+    """What the probe measured: images per second of the fastest training step in each layout (``nchw``,
+    ``channels_last``; ``bf16``: in the faster layout, when timed), bf16's rate over fp32's from the steps alternated
+    with it, and the steps taken."""
 
     images_per_s: dict[str, float]
     bf16_factor: float | None
@@ -190,7 +197,7 @@ def probe_layouts(
             y = torch.randint(0, num_classes, batch_shape[:1], generator=generator).to(device)
             contenders = {NAMES[cl]: _Contender(net, make_step, x, y, cl, amp_dtype, device) for cl in (False, True)}
             times = _alternate(contenders)
-            rates = {name: len(x) / statistics.median(t) for name, t in times.items()}
+            rates = {name: len(x) / min(t) for name, t in times.items()}
             factor, steps = None, LAYOUT_STEPS
             if bf16:
                 name = max(rates, key=rates.get)
@@ -198,8 +205,8 @@ def probe_layouts(
                 pair = {name: chosen, "bf16": _Contender(net, make_step, x, y, chosen.channels_last, torch.bfloat16,
                                                          device)}
                 more = _alternate(pair, warm=("bf16",))  # the fp32 copy is warm already
-                factor = statistics.median(more[name]) / statistics.median(more["bf16"])
-                rates["bf16"] = len(x) / statistics.median(more["bf16"])
+                factor = min(more[name]) / min(more["bf16"])
+                rates["bf16"] = len(x) / min(more["bf16"])
                 steps += BF16_STEPS
                 del pair, chosen
             del contenders
