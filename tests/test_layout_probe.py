@@ -72,6 +72,7 @@ def test_a_probed_run_equals_the_forced_run_of_its_choice(tmp_path, monkeypatch)
     config = json.loads((tmp_path / "probed" / "config.json").read_text())
     probe = config["layout_probe"]
     assert probe["by"] == "probe" and set(probe["images_per_s"]) >= {"nchw", "channels_last"}
+    assert probe["cpus"] >= 1 and probe["load_average"] >= 0
     rates = probe["images_per_s"]
     assert config["layout"] == max(("nchw", "channels_last"), key=rates.get)
     said = next(line for line in lines if line.startswith("layout: "))
@@ -121,9 +122,14 @@ def test_the_header_suggests_bf16_with_the_measured_factor():
                            "steps, 1.2 s)"]
     assert lines(1.5)[1] == ("precision: fp32; bf16 trained 1.50x faster in the probe on this CPU (native "
                              "AVX512_BF16): try --amp bf16")
-    record = Layout(True, "probe", timing=Timing({"nchw": 500.0, "channels_last": 800.0}, None, 8)).record()
+    timing = Timing({"nchw": 500.0, "channels_last": 800.0}, None, 8)
+    record = Layout(True, "probe", timing=timing, load=(0.5, 2)).record()
     assert record == {"layout": "channels_last", "layout_probe": {
-        "by": "probe", "images_per_s": {"nchw": 500.0, "channels_last": 800.0}, "seconds": 0.0, "steps": 8}}
+        "by": "probe", "images_per_s": {"nchw": 500.0, "channels_last": 800.0}, "seconds": 0.0, "steps": 8,
+        "load_average": 0.5, "cpus": 2}}
+    assert Layout(True, "probe", timing=timing, load=(1.2, 2)).lines()[0].endswith("8 steps, 0.0 s)")
+    assert Layout(True, "probe", timing=timing, load=(1.3, 2)).lines()[0].endswith(
+        "8 steps, 0.0 s, under a load average of 1.3 on 2 CPUs)"), "a probe on a busy machine is said to be"
     assert Layout.from_record({"channels_last": False}).channels_last is False  # a run from before the probe
 
 

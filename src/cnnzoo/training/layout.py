@@ -14,7 +14,9 @@ optimizer, precision and batch shape, on its device) in both layouts and trains 
   other layout's (a change of load hits both alike); each layout's rate is its fastest step, since other jobs only
   ever slow a step down, and on a shared machine they do it in bursts: a two-thread step that meets another busy
   process can take 10-20x as long, which a median of three steps does not outvote (one such burst measured
-  channels-last at 58 img/s against NCHW's 1,583, the reverse of their order on the idle machine).
+  channels-last at 58 img/s against NCHW's 1,583, the reverse of their order on the idle machine). Under sustained
+  load no count of steps helps: the load average at the probe is recorded, and the header says when it was above
+  ``BUSY_LOAD`` per CPU (the rates, and the choice, are then the load's as much as the layouts').
 - **bf16 on a CPU that has it natively** (``native_bf16_isa``) and a run that left ``--amp`` unset: the probe also
   times bf16 autocast steps in the chosen layout, alternated with fp32 ones; at ``BF16_SUGGEST`` x or more the header
   suggests ``--amp bf16`` with the measured factor. It never switches precision by itself (bf16 changes the numbers).
@@ -40,6 +42,7 @@ The choice is ``Layout``: its ``record()`` goes into config.json (``layout``: ``
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 import warnings
@@ -59,6 +62,7 @@ LAYOUT_STEPS = 2 * (WARM_STEPS + TIMED_STEPS)
 BF16_STEPS = WARM_STEPS + 2 * TIMED_STEPS  # bf16 steps, alternated with more fp32 steps of the chosen layout
 BF16_SUGGEST = 1.3  # the header suggests --amp bf16 when the probe measured it at least this much faster
 PROBED_DEVICES = ("cpu", "cuda")
+BUSY_LOAD = 0.6  # a 1-minute load average above this per CPU: other jobs shared the probe's cores
 
 NAMES = {False: "nchw", True: "channels_last"}  # config.json's words
 TITLES = {False: "NCHW", True: "channels-last"}  # the header's
@@ -85,6 +89,7 @@ class Layout:
     by: str
     timing: Timing | None = None  # the probe's
     seconds: float = 0.0  # the probe's wall time
+    load: tuple[float, int] | None = None  # the 1-minute load average at the probe's start, and the CPUs
     note: str = ""  # flag: which one; default: why nothing was measured; resume: how the run had chosen
     bf16_isa: tuple[str, ...] = ()  # the CPU's native bf16 instruction sets, when the probe timed bf16
     recorded: dict[str, Any] = field(default_factory=dict)  # resume: the run's own layout_probe, kept as it was
@@ -103,6 +108,8 @@ class Layout:
         if self.timing is not None:
             probe.update(images_per_s={k: round(v, 1) for k, v in self.timing.images_per_s.items()},
                          seconds=round(self.seconds, 3), steps=self.timing.steps)
+            if self.load is not None:
+                probe.update(load_average=round(self.load[0], 2), cpus=self.load[1])
             if self.timing.bf16_factor is not None:
                 probe.update(bf16_factor=round(self.timing.bf16_factor, 3), bf16_isa=list(self.bf16_isa))
         return {"layout": self.name, "layout_probe": probe}
@@ -120,6 +127,12 @@ class Layout:
             return None
         return cls(resolved, "resume", note="recorded as channels_last", recorded={"by": "channels_last"})
 
+    def busy(self) -> str:
+        """``, under a load average of L on N CPUs`` when other jobs shared the probe's cores, else nothing."""
+        if self.load is None or self.load[0] <= BUSY_LOAD * self.load[1]:
+            return ""
+        return f", under a load average of {self.load[0]:.1f} on {self.load[1]} CPUs"
+
     def lines(self) -> list[str]:
         """The header's lines: the layout, the rates behind it, a bf16 suggestion when it is worth one."""
         title = TITLES[self.channels_last]
@@ -133,7 +146,7 @@ class Layout:
         mine, theirs = rates[self.name], rates[NAMES[not self.channels_last]]
         lines = [f"layout: {title}, measured {mine:,.0f} img/s against {TITLES[not self.channels_last]} "
                  f"{theirs:,.0f} img/s ({mine / theirs:.2f}x; a probe of {self.timing.steps} steps, "
-                 f"{self.seconds:.1f} s)"]
+                 f"{self.seconds:.1f} s{self.busy()})"]
         factor = self.timing.bf16_factor
         if factor is not None and factor >= BF16_SUGGEST:
             lines.append(f"precision: fp32; bf16 trained {factor:.2f}x faster in the probe on this CPU (native "
@@ -174,12 +187,22 @@ def choose_layout(
     layouts, bf16, why_not = probe_plan(device, total_steps, bf16=bool(bf16_isa))
     if not layouts:
         return Layout(default_channels_last(device), "default", note=why_not)
+    load = broadcast(load_average())
     start = time.perf_counter()
     timing = broadcast(probe_layouts(net, make_step, batch_shape=batch_shape, num_classes=num_classes,
                                      device=device, amp_dtype=amp_dtype, bf16=bf16))
     rates = timing.images_per_s
     return Layout(rates["channels_last"] > rates["nchw"], "probe", timing=timing, seconds=time.perf_counter() - start,
-                  bf16_isa=tuple(bf16_isa) if bf16 else ())
+                  load=load, bf16_isa=tuple(bf16_isa) if bf16 else ())
+
+
+def load_average() -> tuple[float, int] | None:
+    """The 1-minute load average and the CPUs this process may use (None where the system does not say)."""
+    try:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return os.getloadavg()[0], cpus
+    except (OSError, AttributeError):  # no load average (Windows)
+        return None
 
 
 def probe_layouts(
@@ -251,5 +274,5 @@ def _alternate(contenders: dict[str, _Contender], warm: tuple[str, ...] | None =
     return times
 
 
-__all__ = ["BF16_STEPS", "BF16_SUGGEST", "LAYOUT_STEPS", "NAMES", "PAYBACK", "TIMED_STEPS", "WARM_STEPS", "Layout",
-           "Timing", "choose_layout", "probe_layouts", "probe_plan"]
+__all__ = ["BF16_STEPS", "BUSY_LOAD", "BF16_SUGGEST", "LAYOUT_STEPS", "NAMES", "PAYBACK", "TIMED_STEPS", "WARM_STEPS", "Layout",
+           "Timing", "choose_layout", "load_average", "probe_layouts", "probe_plan"]
