@@ -1,8 +1,8 @@
 """The memory layout a run trains in, NCHW or channels-last (NHWC), chosen by measuring both on the run itself.
 
 Which layout is faster depends on the machine, the network and the input size: channels-last trained ``resnet20`` at
-32 px 1.57x faster than NCHW on one AVX-512 CPU and 0.93-1.04x as fast on an AVX2 one; on CUDA it is usually the
-faster. So a run does what cuDNN's benchmark mode does for convolution algorithms, one level up: at its start, once
+32 px (batch 128, two cores) 1.57x as fast as NCHW on an AMD Zen 5, 1.27x on an Intel Xeon with AMX, 0.93-1.04x on a
+Zen 3 (AVX2); on CUDA it is usually the faster. So a run does what cuDNN's benchmark mode does for convolution algorithms, one level up: at its start, once
 the network and the loaders exist, ``choose_layout`` times a few real training steps (the run's network, loss,
 optimizer, precision and batch shape, on its device) in both layouts and trains in the faster.
 
@@ -22,7 +22,8 @@ optimizer, precision and batch shape, on its device) in both layouts and trains 
   suggests ``--amp bf16`` with the measured factor. It never switches precision by itself (bf16 changes the numbers).
 - **When it runs** (the rule): a part of the probe runs only when the run has at least ``PAYBACK`` x its steps, so the
   probe costs at most 1/``PAYBACK`` (5%) of the run's steps; layouts commonly differ by 10-60% per step on the CPU, so
-  the choice pays it back. The layouts part takes ``2 x (WARM_STEPS + TIMED_STEPS)`` = 8 steps (runs of 160 steps
+  the choice pays it back (the chosen layout's warm-up is not lost: oneDNN's primitive cache and cuDNN's autotuning
+  carry over to the run; the other's, a fixed cost of some tenths of a second on the CPU, is). The layouts part takes ``2 x (WARM_STEPS + TIMED_STEPS)`` = 8 steps (runs of 160 steps
   and more), the bf16 part ``WARM_STEPS + 2 x TIMED_STEPS`` = 7 more (runs of 300 and more). A shorter run, or one on
   another device than the CPU or CUDA, trains in the device's default layout (``default_channels_last``).
 - **What overrides it**: ``--channels-last`` / ``--no-channels-last``; a resumed run keeps the layout it recorded

@@ -13,8 +13,8 @@ and augmentation, e.g.::
     schedule: lr 0.1, x0.1 at epochs 4 and 6 of 8 (He et al.'s 32k/48k of 64k iterations, scaled x0.0077)
     augmentation at 32 px: pad 4 (zeros) + random 32x32 crop, flip on
     plan: 8 epochs x 62 steps = 496 steps, batch 128
-    layout: channels-last, measured 1,034 img/s against NCHW 671 img/s (1.54x; a probe of 15 steps, 1.9 s)
-    precision: fp32; bf16 trained 1.71x faster in the probe on this CPU (native AVX512_BF16, AMX-BF16): try --amp bf16
+    layout: channels-last, measured 810 img/s against NCHW 640 img/s (1.27x; a probe of 15 steps, 2.4 s)
+    precision: fp32; bf16 trained 1.74x faster in the probe on this CPU (native AVX512_BF16, AMX-BF16): try --amp bf16
 
 (the layout lines come from ``training.layout``).
 """
