@@ -70,8 +70,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "removed first)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--seed", type=int, help="random seed (default 0); same seed and layout (config.json), same result on "
-                   "CPU")
+    p.add_argument("--seed", type=int, help="random seed (default 0); same seed and layout (config.json), same "
+                   "result on CPU")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision (default: bf16 on CUDA, off on CPU)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: the faster of the two, timed at the start of a run of "
