@@ -28,7 +28,8 @@ trains in the faster.
   takes ``2 x (WARM_STEPS + TIMED_STEPS)`` = 8 steps (runs of 160 steps and more), the bf16 part
   ``WARM_STEPS + 2 x TIMED_STEPS`` = 7 more (runs of 300 and more). A shorter run, or one on another device than the
   CPU or CUDA, trains in the device's default layout (``default_channels_last``). On this rule the default digits run
-  (264 steps of 25 ms) is about the shortest that probes: 1.2 s of probe against 1.18x on 6 s of training.
+  (264 steps of 25 ms) is about the shortest that probes: on the Xeon above, 1.2 s of probe against 1.18x on 6 s of
+  training.
 - **What overrides it**: ``--channels-last`` / ``--no-channels-last``; a resumed run keeps the layout it recorded
   (``layout`` in config.json), since an exact resume needs the same kernels.
 - Under torchrun every rank probes (the same number of steps, so collectives inside the network, SyncBatchNorm's,
