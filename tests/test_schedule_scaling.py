@@ -83,7 +83,8 @@ def test_run_prints_and_saves_the_fitted_schedule(tmp_path):
     assert lines[1] == "model: resnet20, 269,722 parameters" and lines[2].startswith("recipe: resnet_cifar (He")
     assert lines[4] == "augmentation at 8 px: pad 1 (zeros) + random 8x8 crop, flip on"
     assert lines[5] == "plan: 4 epochs x 4 steps = 16 steps, batch 8"
-    assert "ETA" in lines[6] and "ETA" not in lines[-1]
+    assert lines[6].startswith("layout: NCHW, the device's default (16 steps: too short to pay back a probe")
+    assert "ETA" in lines[7] and "ETA" not in lines[-1]
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["recipe"]["milestones_iterations"] == [32000, 48000], "the recipe's own numbers, unscaled"
     assert config["schedule"]["scaled"] == {"milestones_iterations": [8, 12]} and config["threads"] == 1

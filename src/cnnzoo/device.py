@@ -7,13 +7,19 @@
   which needs a grad scaler, on CUDA only);
 - ``set_backends(device, deterministic=..., tf32=...)``: the process-wide numerics of a run (TF32, cuDNN benchmark,
   deterministic algorithms), returned for config.json;
-- ``sum_dtype(device)``: what sums of losses and hits accumulate in (float64; float32 on MPS, which has none).
+- ``sum_dtype(device)``: what sums of losses and hits accumulate in (float64; float32 on MPS, which has none);
+- ``default_channels_last(device)``: the memory layout a run uses when nothing chose one (channels-last on CUDA,
+  NCHW elsewhere; a training run long enough measures both instead, see ``cnnzoo.training.layout``);
+- ``native_bf16_isa()``: the instruction sets of this CPU that compute in bf16 natively (AVX512_BF16, AMX-BF16), read
+  from the CPU's flags in ``/proc/cpuinfo``. Without them ``--amp bf16`` on the CPU converts through fp32 and gains
+  nothing; with them oneDNN's bf16 convolutions run up to twice the fp32 rate.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,5 +105,32 @@ def sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-__all__ = ["AMP_MODES", "BF16_CAPABILITY", "DETERMINISTIC_CUBLAS", "amp_dtype_for", "resolve_device",
-           "set_backends", "sum_dtype"]
+def default_channels_last(device: torch.device) -> bool:
+    """The layout when neither a flag, a run's record nor a measurement chose one: channels-last on CUDA (cuDNN's
+    tensor-core convolutions are NHWC), NCHW elsewhere."""
+    return device.type == "cuda"
+
+
+# /proc/cpuinfo's flag -> the instruction set's name: bf16 dot products (AVX512_BF16) and AMX's bf16 tiles
+NATIVE_BF16_FLAGS = {"avx512_bf16": "AVX512_BF16", "amx_bf16": "AMX-BF16"}
+
+
+def native_bf16_isa(cpuinfo: str | None = None) -> list[str]:
+    """The native bf16 instruction sets of this CPU (``cpuinfo``: the text of ``/proc/cpuinfo``, read when None);
+    empty where the CPU has none or its flags cannot be read (never guessed from the model name)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+            break  # the first CPU's flags: every core of a machine has the same instruction sets
+    return [name for flag, name in NATIVE_BF16_FLAGS.items() if flag in flags]
+
+
+__all__ = ["AMP_MODES", "BF16_CAPABILITY", "DETERMINISTIC_CUBLAS", "NATIVE_BF16_FLAGS", "amp_dtype_for",
+           "default_channels_last", "native_bf16_isa", "resolve_device", "set_backends", "sum_dtype"]

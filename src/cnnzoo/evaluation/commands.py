@@ -31,7 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "of the eval-resize view, and their mirrors); softmax outputs are averaged")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA, off on CPU)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: the run's own on the kind "
+                   "of device it trained on, else bf16 on CUDA, off on CPU)")
     p.add_argument("--workers", type=int, help="image-folder decoding processes (default: the cores less one)")
     p.add_argument("--val-fraction", type=float, help="validation share of a single-tree folder (default: the run's)")
 
@@ -181,7 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation (as for eval)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, ...")
-    p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: bf16 on CUDA)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast dtype (default: the run's own on the kind "
+                   "of device it trained on, else bf16 on CUDA, off on CPU)")
     p.add_argument("--workers", type=int, help="decoding processes (default: the cores less one; none for one batch)")
     p.add_argument("--json", metavar="PATH", help="write the predictions as JSON (- for stdout)")
     p.set_defaults(func=predict_command)

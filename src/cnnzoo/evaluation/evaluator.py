@@ -5,7 +5,8 @@ from :func:`cnnzoo.metrics.classification_metrics`, as in the trainer's validati
 every sample, loss, confusion matrix). An ensemble averages its members' softmax outputs (Krizhevsky et al. 2012 §6:
 "averaging the predictions of ... similar CNNs"); its metrics are ``classification_metrics`` over the averaged
 log-probabilities. Members may be different architectures, with different
-input sizes and normalisations, as long as they were trained on the same classes.
+input sizes and normalisations, as long as they were trained on the same classes. Each network runs in its run's
+memory layout and, unless ``amp`` is given, its run's precision (``Trained``: on the kind of device it trained on).
 """
 
 from __future__ import annotations
@@ -40,15 +41,14 @@ def _view(trained: Trained, tta: str) -> tuple[nn.Module, int]:
     return TestTimeAugmentation(trained.net, tta, size=trained.image_size), side
 
 
-def _pass(trained: Trained, data: Data, *, tta: str, batch_size: int, amp_dtype: torch.dtype | None,
-          workers: int | None,
+def _pass(trained: Trained, data: Data, *, tta: str, batch_size: int, amp: str | None, workers: int | None,
           outputs: list | None = None) -> tuple[dict[str, Any], list[str]]:
     """One pass of ``trained`` over ``data.val``: the trainer's metrics, and the files that failed to decode."""
     model, side = _view(trained, tta)
     device = next(trained.net.parameters()).device
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0,
-                         workers=workers)
-    metrics = classification_metrics(model, loader, num_classes=len(data.classes), amp_dtype=amp_dtype,
+                         workers=workers, channels_last=trained.channels_last)
+    metrics = classification_metrics(model, loader, num_classes=len(data.classes), amp_dtype=trained.amp_dtype(amp),
                                      outputs=outputs)
     return metrics, [*data.skipped_files, *loader.skipped]
 
@@ -72,11 +72,13 @@ def _summary(metrics: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _setup(device: str | torch.device, amp: str | None, batch_size: int) -> tuple[torch.device, torch.dtype | None]:
+def _setup(device: str | torch.device, amp: str | None, batch_size: int) -> torch.device:
+    """The device, with ``amp`` and ``batch_size`` checked before anything is read."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     device = resolve_device(device)
-    return device, amp_dtype_for(amp, device)
+    amp_dtype_for(amp, device)
+    return device
 
 
 def evaluate_checkpoint(
@@ -96,10 +98,10 @@ def evaluate_checkpoint(
 
     Returns a JSON-ready report; ``report["confusion"]`` is the matrix as nested lists (rows true, columns predicted).
     """
-    device, amp_dtype = _setup(device, amp, batch_size)
+    device = _setup(device, amp, batch_size)
     trained = load_trained(weights, model=model, device=device)
     d = eval_data(trained, data, split=split, val_fraction=val_fraction)
-    metrics, skipped = _pass(trained, d, tta=tta, batch_size=batch_size, amp_dtype=amp_dtype, workers=workers)
+    metrics, skipped = _pass(trained, d, tta=tta, batch_size=batch_size, amp=amp, workers=workers)
     return {
         "model": trained.name, "weights": str(trained.path), "data": d.spec, "split": split, "tta": tta,
         **_summary(metrics, d.classes), "classes": list(d.classes),
@@ -157,7 +159,7 @@ def ensemble(
     if len(members) < 2:
         raise UserError("ensemble: give at least two checkpoints or run directories")
     check_distinct(members)
-    device, amp_dtype = _setup(device, amp, batch_size)
+    device = _setup(device, amp, batch_size)
     nets = [load_trained(m, device=device) for m in members]
     check_same_classes(nets)
     spec = data or nets[0].data
@@ -165,8 +167,7 @@ def ensemble(
     for trained in nets:
         d = eval_data(trained, spec, split=split, val_fraction=val_fraction)
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        metrics, bad = _pass(trained, d, tta=tta, batch_size=batch_size, amp_dtype=amp_dtype, workers=workers,
-                             outputs=outputs)
+        metrics, bad = _pass(trained, d, tta=tta, batch_size=batch_size, amp=amp, workers=workers, outputs=outputs)
         log_probs = torch.log_softmax(torch.cat([o for o, _ in outputs]), dim=1)
         y = torch.cat([t for _, t in outputs])
         if labels is None:
@@ -238,11 +239,11 @@ def predict(
     for a single batch)."""
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
-    device, amp_dtype = _setup(device, amp, batch_size)
+    device = _setup(device, amp, batch_size)
     trained = load_trained(weights, model=model, device=device)
     net, side = _view(trained, tta)
     return top_k_of_images(net, trained, image_paths(images), top_k=top_k, side=side, batch_size=batch_size,
-                           device=device, amp_dtype=amp_dtype, workers=workers)
+                           device=device, amp_dtype=trained.amp_dtype(amp), workers=workers)
 
 
 def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int, side: int | None = None,
@@ -254,7 +255,7 @@ def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int,
     data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), trained.in_channels,
                 trained.mean, trained.std)
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0,
-                         workers=workers)
+                         workers=workers, channels_last=trained.channels_last)
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
     classification_metrics(net, loader, num_classes=len(classes), amp_dtype=amp_dtype, outputs=outputs)
     skipped = dict.fromkeys(loader.skipped)

@@ -5,7 +5,8 @@ A checkpoint is a run directory (its ``best.safetensors``, else ``last.safetenso
 e.g. torchvision's weights). Everything is read without running code (safetensors, ``torch.load(weights_only=True)``;
 see :func:`cnnzoo.checkpoint.read_checkpoint`). The trainer's metadata names the model and its options, the
 classes, the input side, the evaluation resize and the normalisation, so evaluation sees images exactly as the run's
-validation did.
+validation did, and, on the kind of device the run trained on, in the run's memory layout and precision (its
+``layout`` and ``amp``; elsewhere, and for weights without them, the device's defaults).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from ..checkpoint import CheckpointError, read_checkpoint, unusable_tensors
 from ..data import Data, FileSource, Geometry, TensorSource, load_data
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
+from ..device import amp_dtype_for, default_channels_last
 from ..errors import UserError
 from ..registry import create_model, model_info
 
@@ -45,6 +47,12 @@ class Trained:
     std: tuple[float, ...]
     data: str | None  # what it was trained on (``--data`` default)
     val_fraction: float
+    channels_last: bool = False  # the memory layout ``net`` and its input batches are in
+    amp: str | None = None  # the run's --amp ("off", "bf16", "fp16") where it applies here (see ``load_trained``)
+
+    def amp_dtype(self, amp: str | None) -> torch.dtype | None:
+        """The autocast dtype of an evaluation: ``amp`` when given, else the run's, else the device's default."""
+        return amp_dtype_for(amp if amp is not None else self.amp, next(self.net.parameters()).device)
 
     def geometry(self, side: int | None = None) -> Geometry:
         """The evaluation view at ``side`` (default: the input side): short side -> resize, centre crop."""
@@ -66,9 +74,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_trained(
-    path: str | Path, *, model: str | None = None, device: torch.device | str = "cpu"
+    path: str | Path, *, model: str | None = None, device: torch.device | str = "cpu", run_layout: bool = True
 ) -> Trained:
-    """Rebuild the network of ``path`` (a checkpoint or a run directory) in eval mode on ``device``.
+    """Rebuild the network of ``path`` (a checkpoint or a run directory) in eval mode on ``device``: in the run's
+    memory layout and with its precision as the default ``amp`` when ``device`` is the kind the run trained on (the
+    run's choices were made, or measured, for that kind), else in the device's default layout. ``run_layout=False``:
+    NCHW whatever the run chose (the exporter's plain graph).
 
     ``model``, when given, must be the checkpoint's model: a checkpoint of another architecture is refused with both
     names; weights that do not fit (another class count, another variant) are refused with the keys or shapes named.
@@ -104,9 +115,20 @@ def load_trained(
     bad = unusable_tensors(net)
     if bad:  # never evaluated: every prediction would be NaN (or a fixed class)
         raise CheckpointError(f"{path}: {len(bad)} tensors hold inf/NaN (first {bad[0]}): not usable weights")
-    return Trained(path=path, name=name, net=net.to(device).eval(), classes=classes, num_classes=num_classes,
-                   in_channels=in_channels, image_size=image_size, eval_resize=eval_resize, mean=mean, std=std,
-                   data=meta.get("data"), val_fraction=float(meta.get("val_fraction") or 0.2))
+    device = torch.device(device)
+    same_kind = str(meta.get("device", "")).split(":")[0] == device.type
+    layout = meta.get("layout") if same_kind else None
+    if layout is None and same_kind and isinstance(meta.get("channels_last"), bool):  # a run from before `layout`
+        layout = "channels_last" if meta["channels_last"] else "nchw"
+    channels_last = run_layout and (layout == "channels_last" if layout is not None else default_channels_last(device))
+    net = net.to(device).eval()
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    return Trained(path=path, name=name, net=net, classes=classes, num_classes=num_classes,
+                   in_channels=in_channels, image_size=image_size,
+                   eval_resize=eval_resize, mean=mean, std=std,
+                   data=meta.get("data"), val_fraction=float(meta.get("val_fraction") or 0.2),
+                   channels_last=channels_last, amp=meta.get("amp") if same_kind else None)
 
 
 MAX_SIDE = 2**20  # an image side past this is no image's: its tensors' sizes would overflow

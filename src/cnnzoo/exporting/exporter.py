@@ -83,7 +83,7 @@ def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, imag
     as_path = Path(str(model_or_run)).expanduser()
     if weights is not None or as_path.exists():
         trained = load_trained(weights if weights is not None else as_path,
-                               model=str(model_or_run) if weights is not None else None)
+                               model=str(model_or_run) if weights is not None else None, run_layout=False)
         net, name, classes = trained.net, trained.name, trained.classes
         channels, side, resize = trained.in_channels, trained.image_size, trained.eval_resize
         mean, std, origin = trained.mean, trained.std, str(trained.path)

@@ -5,8 +5,9 @@ The data flow of a run::
     cnnzoo train ... (commands) | train(...) (api)
       -> RunConfig (config: the recipe resolved with --set, --model-arg typed; --resume reloads config.json)
       -> prepare(config) -> Run (trainer; run): device and precision (cnnzoo.device), data and loaders (cnnzoo.data),
-         the network (finetune: --weights, --freeze), SGD and the fitted schedule (schedules), DDP (distributed),
-         the run directory and header (run_files), the resumed state (run.restore)
+         the network (finetune: --weights, --freeze), its memory layout (layout: timed, forced or resumed), SGD and
+         the fitted schedule (schedules), DDP (distributed), the run directory and header (run_files), the resumed
+         state (run.restore)
       -> per epoch: train_epoch, each batch one sgd_step; validate (cnnzoo.metrics); end_epoch: metrics.jsonl,
          best weights, last.pt (run.save)
       -> finish: summary.json -> RunResult
@@ -21,6 +22,7 @@ A signal, a dead loader worker or a non-finite loss or weights (stopping) ends t
   fitted to the run's length;
 - ``stopping``: signals, dead workers, the non-finite guard: every early stop, decided alike on all ranks;
 - ``distributed``: torchrun/DDP, collectives, per-rank random streams; ``finetune``: starting from weights;
+- ``layout``: NCHW or channels-last, chosen by timing a few of the run's steps in each (and the bf16 suggestion);
 - ``run_files``: the run directory and the console (header, epoch lines, progress bar); ``commands``: the CLI.
 
 The image pipeline is :mod:`cnnzoo.data`; metrics are :mod:`cnnzoo.metrics`; checkpoints :mod:`cnnzoo.checkpoint`.

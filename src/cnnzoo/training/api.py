@@ -63,6 +63,9 @@ def train(
         epochs: the run's length (default: the recipe's epochs or iterations).
         image_size: input side (default: the model's); digits are resized to it.
         amp: ``"off"``, ``"bf16"`` or ``"fp16"`` (CUDA only); default bf16 on CUDA, off on CPU.
+        channels_last: force the memory layout; None (default): a resumed run's own, else the faster of NCHW and
+            channels-last as timed at the run's start when the run is long enough (``training.layout``), else
+            channels-last on CUDA only.
         resume: a run directory (or its ``last.pt``): continues that run, writing into it, on any number of
             processes; a damaged ``last.pt`` falls back to ``previous.pt``.
         checkpoints: write ``last``/``best`` checkpoints (off for smoke tests and benchmarks).

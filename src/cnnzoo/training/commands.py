@@ -11,6 +11,7 @@ from ..data.loaders import MAX_WORKERS
 from ..errors import UserError
 from .config import RunConfig, configure
 from .distributed import Runtime, initialized
+from .layout import LAYOUT_STEPS, PAYBACK
 from .recipes import RECIPES, get_recipe, list_recipes
 from .run_files import print_line
 from .stopping import NonFiniteLoss, TrainingInterrupted
@@ -71,10 +72,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "removed first)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same result on CPU")
+    p.add_argument("--seed", type=int, help="random seed (default 0); same seed and layout (config.json), same "
+                   "result on CPU")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision (default: bf16 on CUDA, off on CPU)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC memory format (default: on for CUDA)")
+                   help="NHWC memory format (default: the faster of the two, timed at the start of a run of "
+                   f"{PAYBACK * LAYOUT_STEPS} steps or more; else on for CUDA only; a resumed run keeps its own)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--val-fraction", type=float, default=0.2, help="validation share of a single-tree folder or "
                    "digits (default 0.2)")

@@ -13,6 +13,10 @@ and augmentation, e.g.::
     schedule: lr 0.1, x0.1 at epochs 4 and 6 of 8 (He et al.'s 32k/48k of 64k iterations, scaled x0.0077)
     augmentation at 32 px: pad 4 (zeros) + random 32x32 crop, flip on
     plan: 8 epochs x 62 steps = 496 steps, batch 128
+    layout: channels-last, measured 810 img/s against NCHW 640 img/s (1.27x; a probe of 15 steps, 2.4 s)
+    precision: fp32; bf16 trained 1.74x faster in the probe on this CPU (native AVX512_BF16, AMX-BF16): try --amp bf16
+
+(the layout lines come from ``training.layout``).
 """
 
 from __future__ import annotations
@@ -313,6 +317,8 @@ class RunFiles:
         keys = ("model", "model_kwargs", "num_classes", "classes", "in_channels", "image_size", "eval_resize",
                 "mean", "std", "data", "val_fraction")
         metadata = {k: config[k] for k in keys}
+        # where and how the run computed: evaluation on the same kind of device uses the run's layout and precision
+        metadata.update({k: config[k] for k in ("device", "amp", "layout") if k in config})
         metadata.update(recipe=config["recipe"]["name"], epoch=epoch, cnnzoo_version=__version__,
                         val_top1=metrics.get("val_top1"), val_top5=metrics.get("val_top5"))
         ckpt.save_weights(self.out / f"{kind}.safetensors", net.state_dict(), metadata)

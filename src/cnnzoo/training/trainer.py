@@ -1,7 +1,8 @@
 """The trainer, the whole loop in the order a run happens: ``prepare(config) -> Run``, then per epoch ``train_epoch``
 (each batch one ``sgd_step``), ``validate`` and ``end_epoch`` (metrics, best weights, ``save`` of the training state,
 see ``run``); ``finish`` writes the summary, for a finished run or one that stopped early. ``run_training`` is that
-sequence.
+sequence. Before the first step ``prepare`` chooses the memory layout, NCHW or channels-last, by timing a few steps
+of each on copies of the network (``layout``), unless a flag or the resumed run's record decides it.
 
 Per step: set the scheduled lr, forward under autocast (bf16; fp16 with a grad scaler on CUDA), cross-entropy (+0.3 x
 each auxiliary head's loss for GoogLeNet), backward, SGD step. Loss and accuracy are summed on the device and read
@@ -36,13 +37,15 @@ from ..analysis import analyze
 from ..data import Data, TensorSource, load_data, make_loader
 from ..data.cache import hold_folder
 from ..data.gpu_decode import check_gpu_decode
-from ..device import amp_dtype_for, resolve_device, set_backends, sum_dtype
+from ..device import amp_dtype_for, native_bf16_isa, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
 from ..metrics import classification_metrics
 from ..registry import model_info
 from .config import RunConfig, default_num_classes, input_channels
 from .distributed import RankStreams, Runtime, all_reduce_sum, broadcast_buffers, convert_sync_batchnorm, wrap
 from .finetune import head_parameters, start_net
+from .layout import choose_layout
+from .recipes import Recipe
 from .run import Run, RunResult, check_same_data, restore, resume_point, save
 from .run_files import (RUN_FILE_NAMES, RunFiles, RunLock, check_out, config_record, default_run_dir, epoch_line, eta,
                         header_lines, print_line, silent, summary)
@@ -151,8 +154,7 @@ def _prepare(config: RunConfig, net: nn.Module | None, data: Data, log: Callable
         recipe = recipe.replace(batch_size=clamped)
         config = config.replace(recipe=recipe)
         rank_batch = runtime.split_batch(clamped)
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
-    common = dict(batch_size=rank_batch, device=device, seed=config.seed, channels_last=channels_last,
+    common = dict(batch_size=rank_batch, device=device, seed=config.seed,
                   workers=config.workers, cores=runtime.cpu_share(), decode=config.decode, rank=runtime.rank,
                   world_size=runtime.world_size)
     train_loader = make_loader(data, "train", geo=train_geo, **common)
@@ -186,16 +188,28 @@ def _prepare(config: RunConfig, net: nn.Module | None, data: Data, log: Callable
     if config.sync_bn:
         net = convert_sync_batchnorm(net, device)
     net.to(device)
-    if channels_last:
+    # NCHW or channels-last: the flag, a resumed run's own, else timed on copies of the network (training/layout.py)
+    side = train_loader.geo.size
+    layout = choose_layout(
+        forced=config.channels_last, recorded=state["config"] if state is not None else None, device=device,
+        total_steps=total_steps - (state["epoch"] * steps_per_epoch if state is not None else 0), net=net,
+        make_step=lambda copy, dtype: training_step(copy, dtype, recipe=recipe, device=device,
+                                                    head=config.weights is not None),
+        batch_shape=(min(rank_batch, len(data.train) // runtime.world_size), in_channels, side, side),
+        num_classes=data.num_classes, amp_dtype=amp_dtype, broadcast=runtime.broadcast,
+        bf16_isa=native_bf16_isa() if device.type == "cpu" and config.amp is None else [])
+    if layout.channels_last:
         net.to(memory_format=torch.channels_last)
+    train_loader.channels_last = val_loader.channels_last = layout.channels_last
     record = config_record(config, data=data, eval_resize=val_loader.geo.resize, device=device, amp_dtype=amp_dtype,
-                           channels_last=channels_last, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                           epochs=num_epochs, world_size=runtime.world_size)
+                           channels_last=layout.channels_last, steps_per_epoch=steps_per_epoch,
+                           total_steps=total_steps, epochs=num_epochs, world_size=runtime.world_size)
     record.update(schedule={"line": schedule.line, "factor": schedule.factor, "scaled": schedule.scaled},
-                  threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout, backends=backends)
+                  threads=torch.get_num_threads(), data_held=data.held, data_layout=data.layout, backends=backends,
+                  **layout.record())
     header = header_lines(config, data, params=sum(p.numel() for p in net.parameters()), geo=recipe.geometry(size),
                           schedule_line=schedule.line, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                          num_epochs=num_epochs, extra=start_lines)
+                          num_epochs=num_epochs, extra=start_lines) + layout.lines()
     config = config.replace(recipe=schedule.recipe)  # the run trains with the fitted schedule
     ddp = wrap(net, device, runtime)
     forward = torch.compile(ddp) if config.compile else ddp
@@ -355,11 +369,11 @@ def train_epoch(run: Run, stop: StopFlag) -> dict[str, Any]:
             **({"skipped_steps": skipped} if run.config.on_nonfinite == "skip" else {})}
 
 
-def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool:
-    """Forward, loss, backward, update; False when the guard drops the step (``--on-nonfinite skip``)."""
-    recipe = run.recipe
-    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
-        outputs = run.forward(x)
+def forward_loss(forward: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, device: torch.device,
+                 amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits) of a training batch, under autocast when ``amp_dtype`` is set."""
+    with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        outputs = forward(x)
         logits, *aux = outputs if isinstance(outputs, tuple) else (outputs,)
         if len(y):  # cross-entropy of the main head plus aux_loss_weight x each auxiliary head's (Szegedy et al. §5)
             loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
@@ -368,6 +382,12 @@ def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool
         else:  # no image of this batch decoded: 0 through every output, so that a data-parallel rank still takes
             # part in the gradient all-reduce (with zeros) instead of leaving the other ranks waiting for it
             loss = sum(o.float().sum() for o in (logits, *aux)) * 0.0
+    return loss, logits
+
+
+def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool:
+    """Forward, loss, backward, update; False when the guard drops the step (``--on-nonfinite skip``)."""
+    loss, logits = forward_loss(run.forward, x, y, run.recipe, run.device, run.amp_dtype)
     run.guard.record(loss, iteration)
     run.optimizer.zero_grad(set_to_none=run.zero_grads_to_none)
     (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
@@ -383,6 +403,31 @@ def sgd_step(run: Run, x: torch.Tensor, y: torch.Tensor, iteration: int) -> bool
         run.sums += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum()]).to(run.sums.dtype)
         run.seen += len(y)
     return True
+
+
+def training_step(net: nn.Module, amp_dtype: torch.dtype | None, *, recipe: Recipe, device: torch.device,
+                  head: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """A step of the run's training on ``net`` with an optimizer of its own (``head``: the fine-tuning groups), as
+    ``sgd_step`` takes it without the run's counters and guard: what the layout probe times on its copies."""
+    optimizer = make_sgd(net, recipe, device, head=head_parameters(net) if head else None,
+                         scaled=amp_dtype is torch.float16)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
+    to_none = not getattr(net, "skips_layers", False)  # as the run: zero gradients where layers are skipped
+    if not to_none:
+        for p in net.parameters():
+            p.grad = torch.zeros_like(p) if p.requires_grad else None
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss, _ = forward_loss(net, x, y, recipe, device, amp_dtype)
+        optimizer.zero_grad(set_to_none=to_none)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    return step
 
 
 def epoch_sums(run: Run, seen_before: int) -> list[float]:
