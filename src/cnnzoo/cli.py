@@ -19,6 +19,7 @@ from .analysis import commands as analysis_commands
 from .errors import UserError
 from .evaluation import commands as evaluation_commands
 from .exporting import commands as exporting_commands
+from .lab import commands as lab_commands
 from .pictures import commands as pictures_commands
 from .pictures import write_run_report
 from .registry import list_families, list_models, model_info
@@ -27,7 +28,7 @@ from .training import train
 from .version import __version__
 
 COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, pictures_commands,
-                   exporting_commands)
+                   exporting_commands, lab_commands)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
