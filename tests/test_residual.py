@@ -75,6 +75,59 @@ def test_cifar_resnets_use_parameter_free_option_a():
     assert not any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in model.modules())
 
 
+# --- plain networks (He et al. §3.3, §4.2) ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_cifar_plain_nets_are_the_resnets_without_shortcuts(depth):
+    """Option A shortcuts carry no parameters: plain-n has ResNet-n's exact parameters and state-dict keys, and no
+    shortcut module at all."""
+    plain, resnet = cnnzoo.create_model(f"plain{depth}"), cnnzoo.create_model(f"resnet{depth}")
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in resnet.parameters())
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in resnet.state_dict().items()}
+    assert not any(isinstance(m, ZeroPadShortcut) for m in plain.modules())
+    assert all(block.shortcut is None for stage in plain.stages for block in stage)
+
+
+def _hand_count_imagenet_plain(depths):
+    """Table 1 by hand: conv1 7x7/2 (64) + BN, basic blocks of two 3x3 convs + BNs at widths 64..512, fc 1000."""
+    count = 3 * 64 * 49 + 2 * 64
+    channels = 64
+    for depth, width in zip(depths, (64, 128, 256, 512)):
+        for _ in range(depth):
+            count += channels * width * 9 + width * width * 9 + 4 * width
+            channels = width
+    return count + 512 * 1000 + 1000
+
+
+@pytest.mark.parametrize("name, depths", [("plain18", (2, 2, 2, 2)), ("plain34", (3, 4, 6, 3))])
+def test_imagenet_plain_counts(name, depths):
+    """Exact counts from Table 1 by hand; and the residual net of this build less its three projections (1x1 conv
+    + BN from 64->128, 128->256, 256->512)."""
+    model = cnnzoo.create_model(name)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == _hand_count_imagenet_plain(depths) == cnnzoo.model_info(name).params
+    projections = sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+    assert count == cnnzoo.model_info(name.replace("plain", "resnet")).params - projections
+
+
+def test_plain_block_outputs_relu_of_its_branch_and_resnet_adds_the_shortcut():
+    """Same weights: the plain block returns ReLU(F(x)), the residual one ReLU(F(x) + x) (He et al. eq. 1)."""
+    plain, resnet = cnnzoo.create_model("plain20").eval(), cnnzoo.create_model("resnet20").eval()
+    plain.load_state_dict(resnet.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    block_p, block_r = plain.stages.stage1[1], resnet.stages.stage1[1]
+    with torch.no_grad():
+        branch = block_p.bn2(block_p.conv2(torch.relu(block_p.bn1(block_p.conv1(x)))))
+        assert torch.equal(block_p(x), torch.relu(branch))
+        assert torch.allclose(block_r(x), torch.relu(branch + x))
+
+
+def test_plain_nets_refuse_drop_path():
+    with pytest.raises(ValueError, match="plain block"):
+        cnnzoo.create_model("plain20", drop_path_rate=0.5)
+
+
 # --- v1 vs v1.5 -----------------------------------------------------------------------------------------------------
 
 
@@ -108,6 +161,8 @@ def test_v1_strides_the_first_1x1_and_v1_5_the_3x3():
         ("resnet50", 3_857_973_248),
         ("resnet101", 7_570_194_432),
         ("resnet152", 11_282_415_616),
+        ("plain18", 1_794_805_760),  # the residual nets less their projections' multiply-adds
+        ("plain34", 3_644_493_824),
     ],
 )
 def test_v1_macs_at_224_match_table_1(name, expected):

@@ -27,8 +27,24 @@ def _drop_path_or_identity(drop_path: nn.Module | None) -> nn.Module:
     return nn.Identity() if drop_path is None else drop_path
 
 
+def _post_activation_shortcut(
+    in_channels: int, out_channels: int, stride: int, kind: ShortcutType | None, drop_path: nn.Module | None
+) -> nn.Module | None:
+    """The shortcut of a post-activation block, or None for the block of a plain network (He et al. §3.3), which
+    has no shortcut and hence no branch that drop path could drop."""
+    if kind is not None:
+        return make_shortcut(in_channels, out_channels, stride, kind, norm=True)
+    if drop_path is not None and not isinstance(drop_path, nn.Identity):
+        raise ValueError("a plain block (shortcut=None) has no residual branch to drop: drop_path_rate must be 0")
+    return None
+
+
 class BasicBlock(nn.Module):
-    """He et al. 2016 Fig. 2 / Fig. 5 left: conv3x3-BN-ReLU-conv3x3-BN, added to the shortcut, then ReLU."""
+    """He et al. 2016 Fig. 2 / Fig. 5 left: conv3x3-BN-ReLU-conv3x3-BN, added to the shortcut, then ReLU.
+
+    ``shortcut=None`` is the plain block of He et al. §3.3 (Fig. 3 middle): the same layers without the shortcut,
+    so the block outputs ReLU(F(x)).
+    """
 
     expansion = 1
 
@@ -38,7 +54,7 @@ class BasicBlock(nn.Module):
         out_channels: int,
         *,
         stride: int = 1,
-        shortcut: ShortcutType = "B",
+        shortcut: ShortcutType | None = "B",
         drop_path: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -47,7 +63,7 @@ class BasicBlock(nn.Module):
         self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm=True)
+        self.shortcut = _post_activation_shortcut(in_channels, out_channels, stride, shortcut, drop_path)
         self.drop_path = _drop_path_or_identity(drop_path)
         self.relu_out = nn.ReLU(inplace=True)
 
@@ -56,7 +72,9 @@ class BasicBlock(nn.Module):
             return torch.relu(self.shortcut(x))
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(residual))
-        return self.relu_out(self.shortcut(x) + self.drop_path(residual))
+        if self.shortcut is None:  # plain block (He et al. §3.3): y = ReLU(F(x))
+            return self.relu_out(residual)
+        return self.relu_out(self.shortcut(x) + self.drop_path(residual))  # He et al. eq. (1)/(2): ReLU(F(x) + x)
 
 
 class Bottleneck(nn.Module):
@@ -69,6 +87,7 @@ class Bottleneck(nn.Module):
         cardinality: groups of the 3x3 (Xie et al. 2017, form (c)); 1 for ResNet.
         bottleneck_width: Xie et al.'s d, the width of one group at the first (64-wide) stage; it doubles with the
             stage widths. 64 with cardinality 1 is ResNet; 128 is WRN-50-2's doubled 3x3.
+        shortcut: as in `BasicBlock`; None is the plain block of He et al. §3.3 (output ReLU(F(x))).
     """
 
     expansion = 4
@@ -79,7 +98,7 @@ class Bottleneck(nn.Module):
         out_channels: int,
         *,
         stride: int = 1,
-        shortcut: ShortcutType = "B",
+        shortcut: ShortcutType | None = "B",
         stride_in_1x1: bool = True,
         cardinality: int = 1,
         bottleneck_width: int = 64,
@@ -95,7 +114,7 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm=True)
+        self.shortcut = _post_activation_shortcut(in_channels, out_channels, stride, shortcut, drop_path)
         self.drop_path = _drop_path_or_identity(drop_path)
         self.relu_out = nn.ReLU(inplace=True)
 
@@ -105,7 +124,9 @@ class Bottleneck(nn.Module):
         residual = self.relu1(self.bn1(self.conv1(x)))
         residual = self.relu2(self.bn2(self.conv2(residual)))
         residual = self.bn3(self.conv3(residual))
-        return self.relu_out(self.shortcut(x) + self.drop_path(residual))
+        if self.shortcut is None:  # plain block (He et al. §3.3): y = ReLU(F(x))
+            return self.relu_out(residual)
+        return self.relu_out(self.shortcut(x) + self.drop_path(residual))  # He et al. eq. (1)/(2): ReLU(F(x) + x)
 
 
 def _preact(channels: int, preact: PreActInput) -> tuple[nn.Module, nn.Module]:

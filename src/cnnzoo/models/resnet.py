@@ -4,6 +4,13 @@
     resnet18 .. 152      Table 1, ImageNet, stride in 1x1 (v1)  B (projection)  11,689,512 .. 60,192,808 (1000)
     resnet18_tv .. _tv   the same, stride in 3x3 (v1.5)         B               torchvision's; loads its weights
     resnet20 .. 1202     §4.2, CIFAR, 6n+2 layers, 16/32/64     A (zero pad)    269,722 .. 19,421,274 (10)
+    plain18, plain34     §3.3, Fig. 3 middle, Table 1 layouts    none            11,515,688 / 21,623,848 (1000)
+    plain20 .. 110       §4.2, the CIFAR nets without shortcuts  none            = resnet20 .. 110 (10)
+
+The plain networks are the residual ones without their shortcuts (He et al. §3.3: "based on the above plain
+network, we insert shortcut connections"): each block outputs ReLU(F(x)) instead of ReLU(F(x) + x). Option A
+shortcuts carry no parameters, so plain-20 has exactly ResNet-20's parameters; plain-18/34 lack the three 1x1
+projections (and their batch norms) of this build's option-B ResNet-18/34.
 
 v1 vs v1.5: He et al. (and their Caffe models) stride the first 1x1 of a downsampling bottleneck; fb.resnet.torch and
 torchvision stride the 3x3 ("ResNet V1.5", torchvision's docstring). Same parameters, more multiply-adds (ResNet-50:
@@ -45,7 +52,8 @@ class ResNetSpec:
     widths: tuple[int, ...]  # per stage, before the bottleneck's x4 expansion (He et al. Table 1)
     stem: Literal["imagenet", "cifar"]
     stem_channels: int = 64
-    shortcut: ShortcutType = "B"  # §3.3: A zero-padded identity, B projection where the shape changes
+    # §3.3: A zero-padded identity, B projection where the shape changes; None: no shortcut (a plain network)
+    shortcut: ShortcutType | None = "B"
     stride_in_1x1: bool = True  # bottleneck only: v1 (paper) True, v1.5 (torchvision) False
     cardinality: int = 1  # post-activation bottleneck only: Xie et al. 2017's groups of the 3x3
     bottleneck_width: int = 64  # post-activation bottleneck only: Xie et al.'s d at the first stage (64 = ResNet)
@@ -85,6 +93,8 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
+        if spec.shortcut is None and spec.block not in (BasicBlock, Bottleneck):
+            raise ValueError("plain networks (shortcut=None) are built from post-activation blocks only")
         if zero_pad not in ("append", "split") or (zero_pad == "split" and spec.shortcut != "A"):
             raise ValueError(f"zero_pad={zero_pad!r}: 'append' (default) or 'split', for option A shortcuts only")
         block_kwargs: dict[str, Any] = {"shortcut": "A_split" if zero_pad == "split" else spec.shortcut}
@@ -197,6 +207,18 @@ _CIFAR: dict[int, _CifarRow] = {
     1202: _CifarRow(n=200, params=19_421_274, paper_params=19.4e6, error=7.93),
 }
 _TABLE6 = "He et al. 2016, Table 6"
+
+
+@dataclass(frozen=True)
+class _PlainImageNetRow:
+    """One ImageNet plain net of He et al. §3.3 (Fig. 3 middle, Table 1 layout, Table 2)."""
+    params: int  # exact, this build at 1000 classes: ResNet-18/34 less the three projection shortcuts (conv + BN)
+    top1_error: float  # Table 2: top-1 error (%, 10-crop) on ILSVRC-2012 val
+
+
+_PLAIN_IMAGENET = {18: _PlainImageNetRow(11_515_688, 27.94), 34: _PlainImageNetRow(21_623_848, 28.54)}
+# He et al. Fig. 6 (left) trains plain-20/32/44/56 on CIFAR-10; plain-110 is the same construction at n = 18
+_PLAIN_CIFAR = (20, 32, 44, 56, 110)
 _OPTION_B = (
     "He et al. Table 2 trains ResNet-18/34 with option A shortcuts (§4.1); this build uses option B (Table 3's "
     "ResNet-34 B, the option of the deeper nets, and torchvision's layout)"
@@ -214,6 +236,16 @@ SPECS: dict[str, ResNetSpec] = {
     **{
         f"resnet{d}": ResNetSpec(BasicBlock, (row.n,) * 3, CIFAR_WIDTHS, "cifar", stem_channels=16, shortcut="A")
         for d, row in _CIFAR.items()
+    },
+    # He et al. §3.3 / Fig. 3 middle: the Table 1 layouts without shortcuts
+    **{
+        f"plain{d}": ResNetSpec(_IMAGENET[d].block, _IMAGENET[d].depths, IMAGENET_WIDTHS, "imagenet", shortcut=None)
+        for d in _PLAIN_IMAGENET
+    },
+    # He et al. §4.2: "the plain/residual architectures follow the form in Fig. 3 (middle/right)"
+    **{
+        f"plain{d}": ResNetSpec(BasicBlock, (_CIFAR[d].n,) * 3, CIFAR_WIDTHS, "cifar", stem_channels=16, shortcut=None)
+        for d in _PLAIN_CIFAR
     },
 }
 
@@ -291,4 +323,46 @@ for _depth, _row in _CIFAR.items():
             recipe="resnet_cifar",
         ),
         spec=SPECS[f"resnet{_depth}"],
+    )
+
+for _depth, _plain in _PLAIN_IMAGENET.items():
+    register_model(
+        ResNet,
+        ModelInfo(
+            name=f"plain{_depth}",
+            family="resnet",
+            paper=PAPER,
+            input_size=(3, 224, 224),
+            num_classes=1000,
+            params=_plain.params,
+            description=f"{_depth}-layer plain network (He et al. §3.3, Fig. 3 middle): the Table 1 layout of "
+            f"ResNet-{_depth} without shortcuts, each block ReLU(F(x))",
+            min_size=IMAGENET_MIN_SIZE,
+            paper_macs=_IMAGENET[_depth].table1_flops,
+            paper_macs_source="He et al. 2016, Table 1 ('FLOPs', counted as multiply-adds, rounded; the layout the "
+            "plain and residual nets of Table 2 share)",
+            results=(
+                PaperResult("top1_error_pct", _plain.top1_error, _TEN_CROP, "He et al. 2016, Table 2", verified=False),
+            ),
+            recipe="resnet_imagenet",
+        ),
+        spec=SPECS[f"plain{_depth}"],
+    )
+
+for _depth in _PLAIN_CIFAR:
+    register_model(
+        ResNet,
+        ModelInfo(
+            name=f"plain{_depth}",
+            family="resnet",
+            paper=PAPER,
+            input_size=(3, 32, 32),
+            num_classes=10,
+            params=_CIFAR[_depth].params,  # option A shortcuts are parameter-free: the same count as ResNet
+            description=f"CIFAR plain-{_depth} (He et al. §4.2, Fig. 6 left): ResNet-{_depth} (n={_CIFAR[_depth].n}) "
+            "without shortcuts, each block ReLU(F(x))",
+            min_size=CIFAR_MIN_SIZE,
+            recipe="resnet_cifar",
+        ),
+        spec=SPECS[f"plain{_depth}"],
     )
