@@ -73,10 +73,11 @@ def _render(digits: torch.Tensor, pool: torch.Tensor, gen: torch.Generator) -> t
         donor = pool[torch.randint(0, len(pool), (n,), generator=gen)]
         r0, c0 = torch.randint(0, 8 - CLUTTER_SIDE + 1, (2, n), generator=gen)
         r1, c1 = torch.randint(0, SIDE - CLUTTER_SIDE + 1, (2, n), generator=gen)
-        for i in range(n):
-            patch = donor[i, :, r0[i]:r0[i] + CLUTTER_SIDE, c0[i]:c0[i] + CLUTTER_SIDE]
-            region = out[i, :, r1[i]:r1[i] + CLUTTER_SIDE, c1[i]:c1[i] + CLUTTER_SIDE]
-            out[i, :, r1[i]:r1[i] + CLUTTER_SIDE, c1[i]:c1[i] + CLUTTER_SIDE] = torch.maximum(region, patch)
+        step = torch.arange(CLUTTER_SIDE)
+        sample = torch.arange(n)[:, None, None]
+        patch = donor[sample, 0, (r0[:, None] + step)[:, :, None], (c0[:, None] + step)[:, None, :]]
+        rows, cols = (r1[:, None] + step)[:, :, None], (c1[:, None] + step)[:, None, :]
+        out[sample, 0, rows, cols] = torch.maximum(out[sample, 0, rows, cols], patch)
     out = out + NOISE_STD * torch.randn(out.shape, generator=gen)
     return out.round().clamp(0, 255).to(torch.uint8)
 

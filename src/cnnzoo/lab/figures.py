@@ -229,9 +229,11 @@ def fractal_columns(record: Record) -> list[str]:
     _curves(curve_ax, record["runs"], (("train_error", "--"), ("val_error", "-")))
     curve_ax.set_title("training with drop-path (whole net evaluated)")
     _error_axes(curve_ax, record)
-    _bars(bar_ax, ["whole network", f"deepest column alone ({m['column_depth']} convs)"],
-          [m["full_error"], m["column_error"]], ["#1f77b4", "#d62728"], "{:.2f}%")
-    bar_ax.set(xlabel="final validation error (%)", title="one trained net, two ways to evaluate it")
+    depths = m.get("column_depths", [m["column_depth"]])
+    errors = m.get("column_errors", [m["column_error"]])
+    _bars(bar_ax, ["whole network", *(f"column of {d} convs alone" for d in depths)], [m["full_error"], *errors],
+          ["#1f77b4", *(["#ff7f0e"] * (len(depths) - 1)), "#d62728"], "{:.2f}%")
+    bar_ax.set(xlabel="final validation error (%)", title="one trained net, evaluated whole and by column")
     return [_svg(fig, "FractalNet: the whole network against its deepest column alone")]
 
 

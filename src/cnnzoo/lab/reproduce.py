@@ -34,10 +34,12 @@ CSV_NAME = "reproductions.csv"
 CSV_FIELDS = ("time", "model", "data", "dataset", "paper_value", "paper_dataset", "paper_source", "recipe",
               "epochs", "steps", "images", "seeds", "final_error_mean", "final_error_std", "final_errors",
               "best_error_mean", "best_error_std", "train_seconds", "device", "runs", "cnnzoo_version")
-# what the recipes train with: a paper row with augmentation is the comparable one; these rows are other set-ups
-_AUGMENTED = ("+", "aug", "translation", "flip", "mirroring")
-_OTHER_SETUP = ("no augmentation", "deepest column", "plain", "dropout 0.3", "best-validation", "constant depth",
-                "batch 64", "median of 5")
+# How a paper row is chosen for the set-up the recipes train (augmented, single model, default options, one crop):
+# rows of another set-up rank lower, rows that are another network's number (a baseline) are never chosen.
+_AUGMENTED = ("(+)", "(+aug", "(+ ", "translation", "flip", "mirroring")
+_OTHER_SETUP = ("no augmentation", "deepest column", "plain", "dropout 0.3", "best-validation", "batch 64",
+                "median of 5", "(++)", "torchvision", "10-crop", "multi", "dense")
+_NOT_THIS_NETWORK = ("baseline",)
 _SINGLE_CROP = ("1 crop", "single crop", "224", "1 cnn", "1 convnet", "(ilsvrc-2012)")
 
 
@@ -76,16 +78,17 @@ def paper_number(model: str, dataset: str) -> PaperResult:
     """The paper's top-1 error on ``dataset`` for the set-up the recipe trains: augmented, single model, single
     crop, its default options; refused in one line (naming what the paper has) where there is none."""
     info = model_info(model)
-    candidates = [r for r in info.results if r.metric == "top1_error_pct" and _matches(r, dataset)]
+    candidates = [r for r in info.results if r.metric == "top1_error_pct" and _matches(r, dataset)
+                  and not any(s in r.dataset.lower() for s in _NOT_THIS_NETWORK)]
     if not candidates:
         has = sorted({r.dataset for r in info.results})
         listed = "; ".join(has) if has else "no paper number at all"
         raise UserError(f"{model}: its paper has no top-1 error on {dataset} to reproduce (it has: {listed})")
 
-    def score(r: PaperResult) -> tuple[int, int, int]:
+    def score(r: PaperResult) -> tuple[int, int]:
         text = r.dataset.lower()
-        return (not any(s in text for s in _OTHER_SETUP), any(s in text for s in _AUGMENTED) or dataset == "ImageNet",
-                any(s in text for s in _SINGLE_CROP) if dataset == "ImageNet" else 0)
+        kind = _SINGLE_CROP if dataset == "ImageNet" else _AUGMENTED
+        return sum(s in text for s in _OTHER_SETUP) == 0, any(s in text for s in kind)
 
     return max(candidates, key=score)  # the first of the best-scoring rows, in the registry's order
 
@@ -182,3 +185,19 @@ def append_row(path: Path, row: dict[str, Any]) -> Path:
             writer.writeheader()
         writer.writerow(row)
     return path
+
+
+TRAIN_IMAGES = {"CIFAR-10": 50_000, "CIFAR-100": 50_000, "ImageNet": 1_281_167}  # training split sizes
+
+
+def full_length(model: str, dataset: str) -> dict[str, Any]:
+    """What one ``reproduce`` run of ``model`` on ``dataset`` trains at the recipe's full length: epochs, SGD
+    steps and images (steps x batch), as the trainer plans it (a last partial batch of an epoch is dropped)."""
+    from ..training import get_recipe
+
+    info = model_info(model)
+    recipe = get_recipe(info.recipe or "quick")
+    steps_per_epoch = TRAIN_IMAGES[dataset] // recipe.batch_size
+    steps = recipe.iterations or recipe.epochs * steps_per_epoch
+    return {"model": model, "dataset": dataset, "recipe": recipe.name, "batch": recipe.batch_size,
+            "epochs": -(-steps // steps_per_epoch), "steps": steps, "images": steps * recipe.batch_size}

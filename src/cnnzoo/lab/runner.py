@@ -1,9 +1,10 @@
 """The lab's bench: settings, data, and training runs that are ordinary cnnzoo run folders.
 
-Every trained run of an experiment is made by :func:`cnnzoo.train` into ``OUT/<experiment>/<label>-seed<N>``: its
-config.json, metrics.jsonl, summary.json, checkpoints and report.html are those of any ``cnnzoo train`` run, so a
-run can be opened, evaluated or resumed on its own. ``--resume`` continues each unfinished run from its checkpoint
-and reloads each finished one (no step is trained twice); without it a folder that already holds a run is refused.
+Every trained run of an experiment is made by :func:`cnnzoo.train` into ``OUT/<experiment>/<label>-seed<N>`` (the
+label as a folder name): its config.json, metrics.jsonl, summary.json, checkpoints and report.html are those of any
+``cnnzoo train`` run, so a run can be opened, evaluated or resumed on its own. ``--resume`` continues each unfinished
+run from its checkpoint and reloads each finished one (no step is trained twice); without it a folder that already
+holds a run is refused.
 
 :class:`RunRecord` is what the lab reads back from a run: per-epoch errors (100 - top-1, in %), losses, seconds,
 parameters, and the trained network when an experiment evaluates it further.
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..data import Data, load_data
@@ -174,8 +177,10 @@ class Lab:
 
         ``model``: a registered name, or a builder ``f(num_classes) -> nn.Module`` for a lab-sized variant
         (recorded under ``label``). ``recipe``: this model's recipe where the protocol names none."""
-        path = self.settings.out / experiment / f"{label}-seed{seed}"
+        path = self.settings.out / experiment / f"{slug(label)}-seed{seed}"
         data = self.data(protocol.data, protocol.image_size)
+        if not isinstance(model, str):
+            torch.manual_seed(seed)  # a module is initialised here, before the trainer seeds: same seed, same weights
         net = None if isinstance(model, str) else model(data.num_classes)
         name = model if isinstance(model, str) else None
         started = [m for m in RUN_MARKERS if (path / m).exists()]
@@ -203,6 +208,11 @@ class Lab:
                  f"train error {record.final_train_error:.2f}%, val error {record.final_val_error:.2f}%, "
                  f"{record.seconds_per_epoch:.2f} s/epoch ({time.perf_counter() - t0:.1f} s)")
         return record
+
+
+def slug(label: str) -> str:
+    """A run label as a folder name: ``DenseNet-BC-28 (k=12)`` -> ``DenseNet-BC-28-k12``."""
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9.-]+", "-", label.replace("=", ""))).strip("-")
 
 
 def machine_load() -> float | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import UserError
 from . import html as h
+from .reproductions import reproductions_section
 from .runs import EnsembleData, RunData, read_inputs, read_run
 
 _ARXIV = re.compile(r"arXiv:(\d{4}\.\d{4,5})")
@@ -168,11 +169,15 @@ def report(run_dirs: Sequence[str | Path] = (), models: str = "*", model: str | 
 
     if model is not None:
         model_info(model)  # an unknown name fails now, before minutes of work
+    reproductions, run_dirs = reproductions_section(list(run_dirs))  # reproductions.csv of `cnnzoo reproduce`
     runs, ensembles = read_inputs(list(run_dirs))
     names = list_models(models)
     if not names:
         raise UserError(f"--models {models!r} matches no registered model; see `cnnzoo list`")
     body, nav = [], [("zoo", "zoo")]
+    if reproductions:
+        body.append(reproductions)
+        nav.insert(0, ("reproductions", "reproductions"))
     if runs or ensembles:
         body.append(runs_section(runs, ensembles))
         nav.insert(0, ("runs", "runs"))
