@@ -7,10 +7,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
+import time
 from html import unescape
 from pathlib import Path
 
@@ -61,6 +65,12 @@ def test_unknown_experiment_is_one_line(capsys):
     assert "\n" not in err and "did you mean degradation" in err
 
 
+def test_paper_scale_needs_the_papers_data(capsys):
+    assert main(["lab", "degradation", "--scale", "paper"]) == 2
+    captured = capsys.readouterr()
+    assert "--data cifar10:PATH" in captured.err and "\n" not in captured.err.strip() and "==" not in captured.out
+
+
 def test_verdict_line_refuses_a_check_without_numbers():
     with pytest.raises(ValueError):
         Check("typed", "a rule", True, "it holds")
@@ -101,6 +111,30 @@ def test_an_existing_run_is_refused_then_resumed_without_training(tiny_lab, tmp_
     before, after = lab["experiments"]["preact"], resumed["experiments"]["preact"]
     assert after["verdict"] == before["verdict"]
     assert [r["curve"] for r in after["runs"]] == [r["curve"] for r in before["runs"]]  # reloaded, not retrained
+
+
+def test_an_interrupted_lab_continues_with_resume(tmp_path):
+    """SIGINT in the middle of a lab: the run checkpoints, the command exits 130 naming --resume; the same command
+    with --resume finishes every run with each epoch trained once."""
+    out = tmp_path / "lab"
+    cmd = [sys.executable, "-m", "cnnzoo", "lab", "preact", "--data", "synthetic:128", "--epochs", "2", "--out",
+           str(out), "--device", "cpu", "--no-run-reports", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnzoo.__file__).parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = out / "preact" / "original-56-seed0" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((out / "lab.json").read_text())["experiments"]["preact"]
+    for run in entry["runs"]:
+        epochs = [json.loads(line)["epoch"] for line in (Path(run["path"]) / "metrics.jsonl").read_text().splitlines()]
+        assert epochs == [1, 2]
 
 
 # --- the robust verdicts, asserted at smoke scale ------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from pathlib import Path
 
+from ..training import NonFiniteLoss, TrainingInterrupted
 from .experiments import EXPERIMENTS, select
 from .reproduce import reproduce
 from .runner import LabSettings
@@ -33,7 +35,15 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     settings = LabSettings(scale=args.scale, data=args.data, device=args.device, seeds=args.seeds, out=out,
                            resume=args.resume, epochs=args.epochs, threads=args.threads,
                            run_reports=args.run_reports, verbose=args.verbose)
-    lab = run_lab(experiments, settings)
+    again = f"the same command with --resume (the runs are in {out})"
+    try:
+        lab = run_lab(experiments, settings)
+    except TrainingInterrupted as exc:
+        print(f"cnnzoo: {exc.args[0].split(';')[0]}; continue the lab with: {again}", file=sys.stderr)
+        return exc.exit_code
+    except NonFiniteLoss as exc:
+        print(f"cnnzoo: error: {exc} (the lab stopped; after a change, continue with: {again})", file=sys.stderr)
+        return 1
     ran = [lab["experiments"][e.name] for e in experiments]
     print(f"\n{len(ran)} verdict{'s' if len(ran) > 1 else ''} ({args.scale} scale, "
           f"{sum(e['seconds'] for e in ran):.0f} s):")

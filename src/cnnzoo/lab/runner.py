@@ -31,6 +31,9 @@ from .cluttered import SPEC as CLUTTERED, cluttered_digits
 from .figures import write_run_report
 
 SCALES = ("smoke", "paper")
+PAPER_DATA = "cifar10:PATH"  # what a paper-scale protocol names: --data must say where
+PAPER_DATA_NEEDED = ("--scale paper trains on the papers' data set: pass --data cifar10:PATH (CIFAR-10 python "
+                     "batches)")
 # what a run folder holds once the trainer has started it (any of them: the folder is a run)
 RUN_MARKERS = ("config.json", "metrics.jsonl", "summary.json", "last.pt")
 
@@ -154,9 +157,8 @@ class Lab:
         """The protocol at this session's scale, with ``--data`` and ``--epochs`` applied."""
         chosen = paper if self.paper else smoke
         data = self.settings.data or chosen.data
-        if data == "cifar10:PATH":
-            raise UserError("--scale paper trains on the papers' data set: pass --data cifar10:PATH (CIFAR-10 python "
-                            "batches; add --download to fetch them)")
+        if data == PAPER_DATA:
+            raise UserError(PAPER_DATA_NEEDED)
         epochs = self.settings.epochs if self.settings.epochs is not None else chosen.epochs
         return Protocol(data, chosen.image_size, chosen.recipe, epochs, chosen.overrides)
 

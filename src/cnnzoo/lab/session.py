@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from .. import files
+from ..errors import UserError
 from ..version import __version__
 from .experiment import Experiment
 from .experiments import EXPERIMENTS
 from .page import write_page
-from .runner import Lab, LabSettings, machine_load
+from .runner import PAPER_DATA_NEEDED, Lab, LabSettings, machine_load
 
 LAB_JSON, LAB_HTML = "lab.json", "lab.html"
 
@@ -51,6 +52,8 @@ def _write(out: Path, lab: dict[str, Any]) -> None:
 def run_lab(experiments: Sequence[Experiment], settings: LabSettings,
             log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run ``experiments`` in order; returns lab.json's content. Each verdict line is logged as it is reached."""
+    if settings.scale == "paper" and settings.data is None and any(e.trained for e in experiments):
+        raise UserError(PAPER_DATA_NEEDED)
     say = log or (lambda line: None)
     bench = Lab(settings, log=say)
     out = Path(settings.out)

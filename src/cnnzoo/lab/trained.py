@@ -25,14 +25,14 @@ from ..data import Geometry, make_loader
 from ..registry import model_info
 from .analytic import filter_stack_checks
 from .experiment import Experiment, Outcome, mean, run_entry
-from .runner import Lab, Protocol, RunRecord
+from .runner import PAPER_DATA, Lab, Protocol, RunRecord
 from .variants import Variant, densenet_depth, fractalnet_blocks, resnet_depth, wide_resnet
 from .verdict import Check, below, mean_std, pct, within
 
 SMOKE_EPOCHS = 15
 DIGITS = Protocol("digits", 8, "quick", SMOKE_EPOCHS)
 CLUTTERED = Protocol("cluttered-digits", 12, "quick", SMOKE_EPOCHS)
-CIFAR = Protocol("cifar10:PATH", 32, None, None)  # each model's own paper recipe at full length
+CIFAR = Protocol(PAPER_DATA, 32, None, None)  # each model's own paper recipe at full length
 # He et al. 2016 §4.2: ResNet-110 starts at lr 0.01 until training error is below 80% (~400 iterations)
 WARMUP_110 = {"warmup_iterations": 400, "warmup": "constant", "warmup_start_lr": 0.01}
 
@@ -161,7 +161,7 @@ class FilterNet(nn.Module):
 
 def run_small_filters(lab: Lab, name: str) -> Outcome:
     checks, numbers = filter_stack_checks()
-    protocol = lab.protocol(CLUTTERED, Protocol("cifar10:PATH", 32, "resnet_cifar", None))
+    protocol = lab.protocol(CLUTTERED, Protocol(PAPER_DATA, 32, "resnet_cifar", None))
     width = 64 if lab.paper else 32
     builders = {"3x3-stack": lambda n: FilterNet(3, 3, width=width, num_classes=n),
                 "7x7-single": lambda n: FilterNet(7, 1, width=width, num_classes=n)}
@@ -244,7 +244,8 @@ def run_ensemble(lab: Lab, name: str) -> Outcome:
         Check("beats the average member", "the ensemble's validation error is below the members' mean",
               below(ens, member_mean), f"ensemble of {len(members)} {pct(ens)} vs members {mean_std(errors)}"),
         Check("beats the best member", "the ensemble's error is at most the best member's", ens <= best,
-              f"best member {pct(best)} ({100 * (member_mean - ens) / member_mean:.0f}% below the mean)"),
+              f"best member {pct(best)}; the ensemble {100 * (ens - member_mean) / member_mean:+.0f}% against the "
+              "members' mean"),
     ]
     more = (f"{len(members)} members differ only in their seed (initial weights, batch order, augmentation). Each "
             "member's final weights and the ensemble (mean of the members' softmax outputs, Krizhevsky et al. §6) "
@@ -365,7 +366,7 @@ def run_stochastic_depth(lab: Lab, name: str) -> Outcome:
     if lab.paper:
         nets = [Net("constant depth", "resnet110", "constant", overrides={}),
                 Net("stochastic depth", "resnet110_sd", "stochastic")]
-        protocol = lab.protocol(CLUTTERED, Protocol("cifar10:PATH", 32, "stochastic_depth_cifar", None))
+        protocol = lab.protocol(CLUTTERED, Protocol(PAPER_DATA, 32, "stochastic_depth_cifar", None))
     else:
         nets = [Net("constant depth", "resnet56", "constant"),
                 Net("stochastic depth", "resnet56", "stochastic", model_kwargs=dict(STOCHASTIC))]
