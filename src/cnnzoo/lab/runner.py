@@ -55,6 +55,7 @@ class LabSettings:
     verbose: bool = False  # the trainer's epoch lines
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))  # a str from Python callers
         if self.scale not in SCALES:
             raise UserError(f"--scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
         if self.seeds < 1:
