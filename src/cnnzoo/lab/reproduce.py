@@ -143,7 +143,7 @@ def reproduce(model: str, data: str, *, seeds: int = 3, epochs: int | None = Non
         seconds += s["train_seconds"]
         runs.append(str(path))
         summaries.append(s)
-        say(f"  seed {seed}: final test error {finals[-1]:.2f}% (best epoch {s['best_epoch']}: {bests[-1]:.2f}%), "
+        say(f"  seed {seed}: final error {finals[-1]:.2f}% (best epoch {s['best_epoch']}: {bests[-1]:.2f}%), "
             f"{s['epochs']} epochs in {_hours(s['train_seconds'])}, {path}")
     config = json.loads((Path(runs[0]) / "config.json").read_text())
     final_m, final_s = mean_std(finals)
@@ -161,12 +161,13 @@ def reproduce(model: str, data: str, *, seeds: int = 3, epochs: int | None = Non
     }
     table = append_row(out / CSV_NAME, row)
     split = "test set" if dataset.paper else "validation split"
+    error = "test error" if dataset.paper else "validation error"
     say(f"{model} on {dataset.name} ({split}), recipe {row['recipe']}: {row['epochs']} epochs = {row['steps']:,} "
         f"steps = {row['images']:,} images per run, {seeds} seed{'s' if seeds > 1 else ''}")
     say(f"  paper:    {'-' if paper is None else f'{paper.value:g}% top-1 error  [{paper.source}; {paper.dataset}]'}"
         + ("" if paper is not None else f"  (no paper reports {dataset.name}: a pipeline check)"))
-    say(f"  measured: {_pm(final_m, final_s)} final test error (" + ", ".join(f"{v:.2f}" for v in finals) + ")")
-    say(f"  extra:    {_pm(best_m, best_s)} best-epoch test error (the best epoch picked on the test set itself: "
+    say(f"  measured: {_pm(final_m, final_s)} final {error} (" + ", ".join(f"{v:.2f}" for v in finals) + ")")
+    say(f"  extra:    {_pm(best_m, best_s)} best-epoch {error} (the best epoch picked on the evaluation set itself: "
         "flattering, not comparable)")
     say(f"  time:     {_hours(seconds)} of training in all ({_hours(seconds / seeds)} per run) on {row['device']}")
     say(f"  table:    {table}")
