@@ -240,12 +240,13 @@ def run_ensemble(lab: Lab, name: str) -> Outcome:
     average = torch.stack([p for p, _ in outputs]).mean(0)
     ens = 100.0 * (average.argmax(1) != labels).double().mean().item()
     member_mean, best = mean(errors), min(errors)
+    relative = 100 * (ens - member_mean) / member_mean
     checks = [
         Check("beats the average member", "the ensemble's validation error is below the members' mean",
               below(ens, member_mean), f"ensemble of {len(members)} {pct(ens)} vs members {mean_std(errors)}"),
         Check("beats the best member", "the ensemble's error is at most the best member's", ens <= best,
-              f"best member {pct(best)}; the ensemble {100 * (ens - member_mean) / member_mean:+.0f}% against the "
-              "members' mean"),
+              f"best member {pct(best)}; the ensemble {abs(relative):.0f}% "
+              f"{'below' if relative <= 0 else 'above'} the members' mean"),
     ]
     more = (f"{len(members)} members differ only in their seed (initial weights, batch order, augmentation). Each "
             "member's final weights and the ensemble (mean of the members' softmax outputs, Krizhevsky et al. §6) "
