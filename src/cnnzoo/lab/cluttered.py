@@ -4,16 +4,20 @@ The bundled 8x8 digits are too easy to separate two good networks: most of them 
 the same ten classes and the same source images but makes each one a small recognition problem of its own. Every
 image is a 12x12 grey canvas holding one digit
 
-- scaled by a factor drawn from [0.8, 1.25] and rotated by an angle drawn from [-25, 25] degrees (bilinear),
-- placed at a random offset (the digit may touch the border),
-- with two clutter fragments: random 4x4 patches cut from other digits of the same split, pasted at random places
+- scaled by a factor drawn from [0.9, 1.15] and rotated by an angle drawn from [-15, 15] degrees (bilinear),
+- shifted by up to 1.8 px each way (the digit may touch the border),
+- with one clutter fragment: a random 4x4 patch cut from another digit of the same split, pasted at a random place
   (a pixel takes the brighter of digit and clutter),
-- with Gaussian noise of standard deviation 24 (on the 0-255 scale), then clipped and rounded to uint8.
+- with Gaussian noise of standard deviation 16 (on the 0-255 scale), then clipped and rounded to uint8.
+
+The difficulty was set once, from how ResNet-20 and ResNet-56 learn it under the smoke protocol (ResNet-20 ends near
+13% validation error: hard enough to separate networks, learnable in 15 epochs), before any verdict was computed on
+it; a first, harder setting (two fragments, noise 24, rotations up to 25 degrees) left ResNet-20 at 36%.
 
 The split is made on the source images first (80/20, stratified, fixed seed), so no source digit appears in both
 training and validation. Training holds one generated image per training source (1,438 images); validation holds
 three per validation source (1,077 images: a larger validation set, a smaller noise on every error it reports).
-Everything is drawn from one ``torch.Generator`` seeded with ``SEED``: the same bytes on every machine and run.
+Everything is drawn from one ``torch.Generator`` seeded with ``SEED``: the same images on every call.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from ..data import Data, TensorSource
 
 SPEC = "cluttered-digits"
-SEED = 20160310  # any fixed number; the date He et al.'s "Identity Mappings" appeared (arXiv:1603.05027)
+SEED = 20160310  # any fixed number
 SIDE = 12
 VAL_FRACTION = 0.2
 VAL_COPIES = 3
@@ -64,7 +68,7 @@ def _render(digits: torch.Tensor, pool: torch.Tensor, gen: torch.Generator) -> t
     canvas[:, :, pad:pad + 8, pad:pad + 8] = digits
     scale = torch.empty(n).uniform_(*SCALE_RANGE, generator=gen)
     angle = torch.empty(n).uniform_(-ROTATION_DEG, ROTATION_DEG, generator=gen) * math.pi / 180
-    shift = torch.empty(n, 2).uniform_(-0.3, 0.3, generator=gen)  # of the half-side: up to ~2 px each way
+    shift = torch.empty(n, 2).uniform_(-0.3, 0.3, generator=gen)  # of the half-side (6 px): up to 1.8 px
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, [n, 1, SIDE, SIDE], align_corners=False)
