@@ -3,9 +3,8 @@
 Two scales. **smoke** (the default) trains on the CPU in about a minute per experiment: scikit-learn's digits at
 8x8 for degradation (they separate the networks) and fractal-columns (a FractalNet learns nothing of the harder set
 in 15 epochs), else the generated ``cluttered-digits`` at 12x12 (see :mod:`cnnzoo.lab.cluttered`), all with cnnzoo's
-``quick`` recipe (SGD Nesterov, warm-up + cosine, label smoothing
-0.1) for 15 epochs, since the papers' recipes are 64k iterations on 50,000 images; some use lab-sized variants of
-the paper's networks (:mod:`cnnzoo.lab.variants`). **paper** trains the papers' networks on CIFAR-10 at 32x32 with
+``quick`` recipe (SGD Nesterov, warm-up + cosine, label smoothing 0.1) for 15 epochs, since the papers' recipes are
+64k iterations on 50,000 images; some use lab-sized variants of the paper's networks (:mod:`cnnzoo.lab.variants`). **paper** trains the papers' networks on CIFAR-10 at 32x32 with
 each one's own paper recipe at full length: hours on a GPU. Every protocol says which, and every number is the mean
 over ``--seeds`` runs (seeds 0..N-1) unless said otherwise. "Error" is 100 - top-1 in %: training error is the
 epoch's running error on its augmented mini-batches (what the papers' training curves show), validation error
