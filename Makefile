@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: the versions cached on the team machines; pyproject.toml keeps honest lower bounds.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast test-all bench bench-tables readme pictures clean
+.PHONY: install demo test test-fast test-all bench bench-tables readme pictures lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,14 @@ readme: $(STAMP)
 # The README's screenshots of `cnnzoo report` (docs/report_zoo.png, docs/report_run.png); needs chromium.
 pictures: $(STAMP)
 	$(PY) tools/pictures.py
+
+# The lecture's claims as experiments (`cnnzoo lab all --scale smoke`, from scratch: <= 15 min on 2 CPU cores), then
+# README.md's verdict table and lab figure (tools/update_lab.py). LAB_OUT keeps the run folders and lab.html.
+LAB_OUT ?= runs/lab-smoke
+lab: $(STAMP)
+	rm -rf $(LAB_OUT)
+	$(PY) -m cnnzoo lab all --scale smoke --out $(LAB_OUT)
+	$(PY) tools/update_lab.py $(LAB_OUT)/lab.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -23,6 +23,7 @@ from .evaluation import commands as evaluation_commands
 from .exporting import commands as exporting_commands
 from .html_report import commands as html_report_commands
 from .html_report import write_run_report
+from .lab import commands as lab_commands
 from .registry import list_families, list_models, model_info
 from .training import commands as training_commands
 from .training import train
@@ -34,7 +35,7 @@ TRACEBACK_ENV = "CNNZOO_TRACEBACK"  # set to 1: an unexpected error shows its tr
 UNEXPECTED = (OSError, ValueError, RuntimeError, ArithmeticError, MemoryError)
 
 COMMAND_MODULES = (analysis_commands, training_commands, evaluation_commands, html_report_commands,
-                   exporting_commands)
+                   exporting_commands, lab_commands)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ensemble.json files against their members. The zoo's analyzer numbers are cached in ~/.cache/cnnzoo "
         "($CNNZOO_CACHE_DIR): the first report analyses every model once.",
     )
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders of `cnnzoo train`, ensemble.json files")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run folders of `cnnzoo train`, ensemble.json files, "
+                   "reproductions.csv files of `cnnzoo reproduce`")
     p.add_argument("--models", default="*", metavar="PATTERN", help="fnmatch pattern for the zoo (default: all)")
     p.add_argument("--model", metavar="NAME", help="also draw this model per layer at its native input")
     p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")

@@ -88,6 +88,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, sortable: boo
     return f"<table{cls}>{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
 
 
+def key_values(pairs: Sequence[tuple[str, str]]) -> str:
+    """A two-column table: one escaped key and value a row."""
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+    return f"<table>{rows}</table>"
+
+
 def mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.1f} MiB"
 

@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..registry import list_models, model_info
 from . import html as h
 from .model import model_section
+from .reproductions import reproductions_section
 from .runs import read_inputs, read_run, runs_section
 from .zoo import zoo_section
 
@@ -39,11 +40,15 @@ def report(run_dirs: Sequence[str | Path] = (), models: str = "*", model: str | 
     """
     if model is not None:
         model_info(model)  # an unknown name fails now, before minutes of work
+    reproductions, run_dirs = reproductions_section(list(run_dirs))  # reproductions.csv of `cnnzoo reproduce`
     runs, ensembles = read_inputs(list(run_dirs))
     names = list_models(models)
     if not names:
         raise UserError(f"--models {models!r} matches no registered model; see `cnnzoo list`")
     body, nav = [], [("zoo", "zoo")]
+    if reproductions:
+        body.append(reproductions)
+        nav.insert(0, ("reproductions", "reproductions"))
     if runs or ensembles:
         body.append(runs_section(runs, ensembles))
         nav.insert(0, ("runs", "runs"))

@@ -1,0 +1,75 @@
+"""Lab-sized variants of registered networks: the same family and code, a smaller spec.
+
+The smoke scale must train each network in seconds on a CPU, so some experiments use a shallower or narrower
+member of a registered family. A variant is the registered network's own spec (the ``spec`` its registration
+passes to the builder, :func:`cnnzoo.registry.model_entry`) with only its size changed by ``dataclasses.replace``,
+built by ``create_model(name, spec=...)``: blocks, layers and initialisation are the paper network's. Every
+experiment's protocol names the variant it trains and what was changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from torch import nn
+
+from ..registry import create_model, model_entry
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``label`` (also the run's model name), the registered ``base`` network and what differs from it."""
+
+    label: str
+    base: str
+    change: str
+    spec: Any
+
+    def build(self, num_classes: int, **options: Any) -> nn.Module:
+        return create_model(self.base, num_classes=num_classes, spec=self.spec, **options)
+
+    def builder(self, **options: Any) -> Callable[[int], nn.Module]:
+        return lambda num_classes: self.build(num_classes, **options)
+
+
+def _spec(base: str) -> Any:
+    return model_entry(base).kwargs["spec"]
+
+
+def resnet_depth(base: str, blocks_per_stage: int, label: str) -> Variant:
+    """A CIFAR ResNet-family net (three stages) with ``blocks_per_stage`` blocks each: depth 6n + 2 for basic
+    blocks (He et al. §4.2)."""
+    spec = _spec(base)
+    depths = (blocks_per_stage,) * len(spec.depths)
+    return Variant(label, base, f"{blocks_per_stage} blocks per stage instead of {spec.depths[0]}",
+                   replace(spec, depths=depths))
+
+
+def wide_resnet(base: str, depth: int, width_factor: int, label: str) -> Variant:
+    """WRN-d-k (Zagoruyko & Komodakis Table 1) from a registered WRN: (d - 4) / 6 units per group, widths 16k,
+    32k, 64k."""
+    spec = _spec(base)
+    n = (depth - 4) // 6
+    widths = (16 * width_factor, 32 * width_factor, 64 * width_factor)
+    return Variant(label, base, f"depth {depth}, width factor {width_factor} ({n} units per group, widths "
+                   f"{'/'.join(map(str, widths))})", replace(spec, depths=(n, n, n), widths=widths))
+
+
+def densenet_depth(base: str, depth: int, label: str) -> Variant:
+    """A CIFAR DenseNet-BC of ``depth`` layers: (depth - 4) / 6 bottleneck layers per block (Huang et al. §4.2)."""
+    spec = _spec(base)
+    layers = (depth - 4) // 6
+    return Variant(label, base, f"depth {depth} ({layers} bottleneck layers per block instead of "
+                   f"{spec.block_layers[0]})", replace(spec, block_layers=(layers,) * len(spec.block_layers)))
+
+
+def fractalnet_blocks(base: str, widths: tuple[int, ...], label: str) -> Variant:
+    """A FractalNet with ``len(widths)`` blocks of these widths, the registered columns, and the first blocks'
+    dropout rates (Larsson et al. §4)."""
+    spec = _spec(base)
+    rates = spec.dropout_rates[: len(widths)]
+    return Variant(label, base, f"{len(widths)} blocks of widths {'/'.join(map(str, widths))} (dropout "
+                   f"{'/'.join(f'{r:g}' for r in rates)}) instead of {len(spec.widths)} of "
+                   f"{'/'.join(map(str, spec.widths))}", replace(spec, widths=widths, dropout_rates=rates))
