@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import html_report
 from ..errors import UserError
-from ..html_report import html, write_run_report as _page_of_run
+from ..html_report import html
 from ..html_report.html import figure, to_svg
 
 __all__ = ["FIGURES", "html", "save_svg", "write_run_report"]
@@ -24,7 +25,7 @@ Record = dict[str, Any]
 def write_run_report(run_dir: Path, log: Callable[[str], None]) -> None:
     """``RUN_DIR/report.html``, as ``cnnzoo train`` writes it; a failure to draw is a warning line only."""
     try:
-        _page_of_run(run_dir)
+        html_report.write_run_report(run_dir)
     except (UserError, OSError, ValueError) as exc:
         log(f"cnnzoo: warning: no report.html for {run_dir} ({exc})")
 
