@@ -456,3 +456,58 @@ def test_a_class_folder_with_a_control_character_is_refused(tmp_path, name):
     with pytest.raises(UserError, match="line break, another control character") as info:
         load_data(str(root), image_size=SIDE)
     assert "\n" not in str(info.value)
+
+
+# --- entry points that turned a mistake into a default, or said what they did not do --------------------------------
+
+
+@pytest.mark.parametrize("argv", [["train", "resnet20", "--data", "", "--epochs", "1"],
+                                  ["eval", "--weights", "WEIGHTS", "--data", ""]])
+def test_an_empty_data_flag_is_one_line_on_every_command(tmp_path, weights, monkeypatch, capsys, argv):
+    _pngs(tmp_path)  # the current folder holds class folders: an empty --data must not read it, nor the digits
+    monkeypatch.chdir(tmp_path)
+    argv = [str(weights) if a == "WEIGHTS" else a for a in argv] + ["--device", "cpu"]
+    assert main(argv) == 2
+    assert "empty" in _one_error(capsys.readouterr().err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_device_this_torch_lacks_is_one_line(weights, capsys):
+    if torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    assert main(["eval", str(weights), "--device", "mps"]) == 2
+    assert "no MPS device" in _one_error(capsys.readouterr().err)
+
+
+def test_predict_reports_an_unreadable_image_once(tmp_path, weights, capsys):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(np.zeros((SIDE, SIDE, 3), np.uint8)).save(good)
+    bad.write_bytes(good.read_bytes()[:60])  # a good header, data cut short
+    assert main(["predict", "--weights", str(weights), str(good), str(bad), "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert (out + err).count("bad.png") == 1, out + err
+
+
+def test_a_report_without_a_usable_cache_never_says_it_cached(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    monkeypatch.setenv("CNNZOO_CACHE_DIR", str(blocker))
+    out = tmp_path / "zoo.html"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cnnzoo.report(models="resnet20", out=out)
+    err = capsys.readouterr().err
+    assert "cached afterwards" not in err and "not cached" in err
+    assert any("running without the cache" in str(w.message) for w in caught)
+    assert out.stat().st_size > 0 and blocker.read_text() == "a file"
+
+
+def test_a_run_file_that_is_not_a_json_object_is_a_problem_not_a_traceback(tmp_path):
+    from cnnzoo.html_report.runs import read_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "summary.json").write_text("[1, 2]")
+    data = read_run(run)
+    assert data.summary is None and any("summary.json is not a JSON object" in p for p in data.problems)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from cnnzoo.cli import main
 from cnnzoo.data import load_data
+from cnnzoo.data import cache
 from cnnzoo.data.cache import hold_folder, stored_side
 from cnnzoo.errors import UserError
 from cnnzoo.training import TrainingInterrupted, train
@@ -104,14 +105,25 @@ def _truncated_jpeg(path):
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # header fine, data cut: fails when decoded
 
 
-def test_cached_folder_equals_the_streaming_views(tmp_path):
-    data = load_data(str(_folder(tmp_path / "d")), image_size=8)
+@pytest.mark.parametrize("chunk, batch_pixels", [(64, 2**18), (5, 300)])
+def test_cached_folder_equals_the_streaming_views(tmp_path, monkeypatch, chunk, batch_pixels):
+    """Decoded in chunks, resized in batches of one size (several per call, or a few): every stored view is the
+    streaming path's view of that file, in order, whatever the sizes around it."""
+    monkeypatch.setattr(cache, "DECODE_CHUNK", chunk)
+    monkeypatch.setattr(cache, "VIEW_BATCH_PIXELS", batch_pixels)
+    root = _folder(tmp_path / "d")
+    rs = np.random.RandomState(1)
+    for i, size in enumerate([(14, 9), (12, 10), (20, 16), (14, 9)]):  # mixed sizes, interleaved with 12x10
+        _png(rs, root / "val" / ("a", "b")[i % 2] / f"{i}x.png", size)
+    data = load_data(str(root), image_size=8)
     recipe = RECIPES["resnet_cifar"]
     held, train_geo, eval_geo = hold_folder(data, recipe.geometry(8), recipe.eval_geometry(8), mode="memory")
-    assert held.held == "resident" and held.train.images.shape == (12, 3, 8, 8)
+    assert held.held == "resident" and held.train.images.shape == (12, 3, 8, 8) and len(held.val.images) == 16
     from cnnzoo.data.folder import FolderDataset
     streamed = FolderDataset(data.val, recipe.eval_geometry(8), channels=3, train=False, seed=0)
-    assert torch.equal(held.val.images[3], streamed[3][0]), "the stored view is the streaming path's view"
+    for i in range(len(streamed)):
+        assert torch.equal(held.val.images[i], streamed[i][0]), f"val {i}: the stored view is the streaming view"
+        assert held.val.labels[i] == streamed[i][1]
     assert train_geo.resize == 8 and eval_geo.resize == 8
     rrc = RECIPES["googlenet"].geometry(32)
     assert stored_side(rrc) == max(rrc.resize, round(32 * 1.14)), "random-resized crops keep a larger image"

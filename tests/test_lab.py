@@ -100,6 +100,30 @@ def test_every_experiment_runs_and_records(tiny_lab, name):
         assert entry["runs"] == []
 
 
+@pytest.mark.parametrize("name", [n for n in TRAINED if n != "small-filters"])  # its FilterNets are lab modules
+def test_a_lab_run_evaluates_on_its_own(tiny_lab, name, capsys):
+    """A lab-sized variant is its registered network with a changed spec, recorded in config.json: `cnnzoo eval`
+    rebuilds it from the run folder alone and gives the trainer's final validation top-1."""
+    out, lab = tiny_lab
+    run = lab["experiments"][name]["runs"][-1]
+    config = json.loads((Path(run["path"]) / "config.json").read_text())
+    assert config["model"] in cnnzoo.list_models()
+    assert main(["eval", "--weights", str(Path(run["path"]) / "last.safetensors"), "--device", "cpu",
+                 "--json", str(Path(run["path"]) / "eval.json")]) == 0
+    evaluated = json.loads((Path(run["path"]) / "eval.json").read_text())
+    assert 100 - evaluated["top1"] == pytest.approx(run["final_val_error"], abs=1e-6)
+
+
+def test_a_spec_change_is_the_registered_code_at_another_size(capsys):
+    net = cnnzoo.create_model("resnet20", num_classes=10, spec={"depths": [1, 1, 1]})
+    assert net.spec.depths == (1, 1, 1) and sum(p.numel() for p in net.parameters()) < 269_722
+    assert main(["train", "resnet20", "--data", "synthetic:8", "--model-arg", "spec={\"depth\": [1, 1, 1]}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no field depth" in err and "depths" in err
+    assert main(["train", "resnet20", "--data", "synthetic:8", "--model-arg", "spec=[1]"]) == 2
+    assert "JSON object" in capsys.readouterr().err
+
+
 def test_an_existing_run_is_refused_then_resumed_without_training(tiny_lab, tmp_path):
     out, lab = tiny_lab
     copy = tmp_path / "lab"

@@ -38,6 +38,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise UserError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"--device {device}: cnnzoo runs on cpu, cuda (cuda:N) or mps, not {device.type}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device}: this machine (or this torch build) has no MPS device; use cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

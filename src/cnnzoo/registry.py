@@ -7,6 +7,7 @@ forward/backward/parameter-count tested.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import numbers
@@ -207,6 +208,23 @@ def model_info(name: str) -> ModelInfo:
     return model_entry(name).info
 
 
+def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:
+    """The registered ``spec`` of ``name`` with ``changes`` to its fields (lists become the tuples a spec holds)."""
+    if not dataclasses.is_dataclass(spec):
+        raise ModelArgumentError(f"{name}: its family has no spec to change")
+    fields = {f.name for f in dataclasses.fields(spec)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise UnknownNameError(f"{name}: its spec has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
+
+    def like(value: Any, current: Any) -> Any:
+        if isinstance(current, tuple) and isinstance(value, (list, tuple)):
+            return tuple(like(v, current[0] if current else None) for v in value)
+        return value
+
+    return dataclasses.replace(spec, **{k: like(v, getattr(spec, k)) for k, v in changes.items()})
+
+
 def _count_arg(name: str, arg: str, value: Any) -> int:
     """``value`` as an int if it is a whole number in 1..MAX_COUNT, else one clear line."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_COUNT:
@@ -229,7 +247,10 @@ def create_model(
         in_channels: input image channels.
         weights: a path (``.safetensors``, or a ``.pth``/``.pt`` read with ``weights_only=True``) or a state dict;
             either a cnnzoo checkpoint or, for torchvision-compatible variants, a torchvision state dict.
-        overrides: keyword options of the family's class (e.g. ``drop_path_rate``, ``dropout``).
+        overrides: keyword options of the family's class (e.g. ``drop_path_rate``, ``dropout``). ``spec`` given as a
+            mapping changes fields of the registered spec (``spec={"depths": [3, 3, 3]}``: ResNet-20's code with
+            another depth); JSON-like values, so a run of such a network records it in ``config.json`` and
+            ``cnnzoo eval`` rebuilds it.
 
     ``num_classes`` or ``in_channels`` that is not a whole number in 1..``MAX_COUNT`` is a
     :class:`ModelArgumentError` (a ``ValueError``, shown by the command line as one line).
@@ -238,6 +259,8 @@ def create_model(
     num_classes = entry.info.num_classes if num_classes is None else num_classes
     num_classes = _count_arg(name, "num_classes", num_classes)
     in_channels = _count_arg(name, "in_channels", in_channels)
+    if isinstance(overrides.get("spec"), Mapping):
+        overrides = {**overrides, "spec": changed_spec(name, entry.kwargs.get("spec"), overrides["spec"])}
     kwargs = {**entry.kwargs, **overrides}
     model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     if weights is not None:

@@ -255,7 +255,8 @@ def top_k_of_images(net: Any, trained: Trained, paths: list[str], *, top_k: int,
     data = Data("predict", classes, FileSource([], []), FileSource(paths, [0] * len(paths)), trained.in_channels,
                 trained.mean, trained.std)
     loader = make_loader(data, "val", geo=trained.geometry(side), batch_size=batch_size, device=device, seed=0,
-                         workers=workers, channels_last=trained.channels_last)
+                         workers=workers, channels_last=trained.channels_last,
+                         announce_skipped=False)  # each unreadable image gets its own "error" row
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
     classification_metrics(net, loader, num_classes=len(classes), amp_dtype=amp_dtype, outputs=outputs)
     skipped = dict.fromkeys(loader.skipped)

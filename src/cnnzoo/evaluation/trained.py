@@ -22,6 +22,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointError, read_checkpoint, unusable_tensors
 from ..data import Data, FileSource, Geometry, TensorSource, load_data
+from ..data.load import check_data_spec
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..device import amp_dtype_for, default_channels_last
 from ..errors import UserError
@@ -98,7 +99,7 @@ def load_trained(
     num_classes = len(classes) if classes else int(meta.get("num_classes") or info.num_classes)
     in_channels = int(meta.get("in_channels") or info.input_size[0])
     image_size = _side(meta, "image_size", path) or info.input_size[1]
-    if image_size < info.test_size:
+    if image_size < info.test_size and "spec" not in meta.get("model_kwargs", {}):  # a changed spec: no registered side
         raise CheckpointError(f"{path}: its metadata's image_size {image_size} is below the smallest side {name} "
                               f"accepts ({info.test_size})")
     default_resize = round(image_size * 256 / 224) if image_size >= 64 else image_size  # ImageNet: 256 -> 224
@@ -170,7 +171,7 @@ def eval_data(trained: Trained, spec: str | None, *, split: str = "val", val_fra
     """
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    spec = spec or trained.data
+    spec = trained.data if spec is None else check_data_spec(spec)  # "" is a mistake, not the default
     if spec is None:
         raise UserError(f"{trained.path}: no data recorded with these weights; pass --data")
     if val_fraction is None:

@@ -54,15 +54,20 @@ class EnsembleData:
     problems: tuple[str, ...] = field(default=())
 
 
-def _json(path: Path, problems: list[str]) -> Any:
+def _json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """A run's JSON file as the mapping it must be; missing, unreadable or another JSON value: a problem and None."""
     if not path.exists():
         problems.append(f"{path.name} is missing")
         return None
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         problems.append(f"{path.name} is unreadable ({type(exc).__name__})")
         return None
+    if not isinstance(value, dict):
+        problems.append(f"{path.name} is not a JSON object (a {type(value).__name__})")
+        return None
+    return value
 
 
 def _metrics(path: Path, problems: list[str]) -> list[dict[str, Any]]:

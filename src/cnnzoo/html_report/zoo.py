@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..analysis import analyze
-from ..data.cache import default_cache_dir
+from ..data.cache import usable_cache_dir
 from ..registry import model_info
 from ..training import get_recipe
 from ..version import __version__
@@ -145,16 +145,20 @@ def source_hash() -> str:
 
 def zoo_rows(names: list[str], *, cache_dir: Path | None = None, progress: bool = True) -> list[ZooRow]:
     """The rows of ``names``; cached ones are read, missing ones analysed (and the cache rewritten)."""
-    path = (cache_dir or default_cache_dir()) / f"zoo-{source_hash()}.json"
+    folder = usable_cache_dir(cache_dir)  # None (after one warning): analyse, and neither say nor try to cache
+    path = folder / f"zoo-{source_hash()}.json" if folder is not None else None
     cached: dict[str, dict] = {}
     try:
-        cached = json.loads(path.read_text())
+        cached = json.loads(path.read_text()) if path is not None else {}
     except (OSError, ValueError):
         pass
+    if not isinstance(cached, dict):  # a cache file that is not the rows' mapping: rebuilt
+        cached = {}
     rows, fresh = [], 0
     missing = sum(1 for name in names if _decode(cached.get(name)) is None)
     if missing and progress:
-        print(f"analysing {missing} models once (cached afterwards in {path.parent})", file=sys.stderr, flush=True)
+        where = f"cached afterwards in {folder}" if folder is not None else "not cached"
+        print(f"analysing {missing} models once ({where})", file=sys.stderr, flush=True)
     live = progress and sys.stderr.isatty()
     for i, name in enumerate(names, 1):
         row = _decode(cached.get(name))
@@ -165,9 +169,9 @@ def zoo_rows(names: list[str], *, cache_dir: Path | None = None, progress: bool 
             cached[name] = asdict(row)
             fresh += 1
         rows.append(row)
-    if fresh:
-        if live:
-            print(file=sys.stderr)
+    if fresh and live:
+        print(file=sys.stderr)
+    if fresh and path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -69,11 +69,11 @@ def _train(lab: Lab, name: str, protocol: Protocol, nets: list[Net], seeds: list
     entries = []
     for seed in seeds:
         for net in nets:
-            model: str | Callable[[int], nn.Module] = (net.model.builder(**net.model_kwargs)
-                                                       if isinstance(net.model, Variant) else net.model)
-            record = lab.train(name, net.label, model, protocol, seed=seed, recipe=net.recipe(),
-                               model_kwargs=None if isinstance(net.model, Variant) else net.model_kwargs or None,
-                               overrides=net.overrides)
+            variant = isinstance(net.model, Variant)
+            record = lab.train(name, net.label, net.model.base if variant else net.model, protocol, seed=seed,
+                               recipe=net.recipe(), overrides=net.overrides,
+                               model_kwargs=net.model.model_kwargs(**net.model_kwargs) if variant
+                               else net.model_kwargs or None)
             records[net.label].append(record)
             entries.append(run_entry(record, group=net.group, **net.extra))
     return records, entries

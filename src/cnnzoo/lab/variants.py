@@ -2,36 +2,42 @@
 
 The smoke scale must train each network in seconds on a CPU, so some experiments use a shallower or narrower
 member of a registered family. A variant is the registered network's own spec (the ``spec`` its registration
-passes to the builder, :func:`cnnzoo.registry.model_entry`) with only its size changed by ``dataclasses.replace``,
-built by ``create_model(name, spec=...)``: blocks, layers and initialisation are the paper network's. Every
-experiment's protocol names the variant it trains and what was changed.
+passes to the builder, :func:`cnnzoo.registry.model_entry`) with only its size changed, built by
+``create_model(base, spec={field: value})``: blocks, layers and initialisation are the paper network's. The changes
+are JSON, so a variant's run records ``model: base`` and ``model_kwargs: {"spec": ...}`` in its config.json and
+``cnnzoo eval``/``predict``/``train --resume`` rebuild it like any registered network. Every experiment's protocol
+names the variant it trains and what was changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from ..registry import create_model, model_entry
+from ..registry import changed_spec, create_model, model_entry
 
 
 @dataclass(frozen=True)
 class Variant:
-    """``label`` (also the run's model name), the registered ``base`` network and what differs from it."""
+    """``label``, the registered ``base`` network, what differs from it in words and as ``spec`` field changes."""
 
     label: str
     base: str
     change: str
-    spec: Any
+    spec_changes: dict[str, Any]
+
+    @property
+    def spec(self) -> Any:
+        return changed_spec(self.base, _spec(self.base), self.spec_changes)
+
+    def model_kwargs(self, **options: Any) -> dict[str, Any]:
+        """``create_model(base, **...)`` options that build this variant (and ``options``)."""
+        return {"spec": self.spec_changes, **options}
 
     def build(self, num_classes: int, **options: Any) -> nn.Module:
-        return create_model(self.base, num_classes=num_classes, spec=self.spec, **options)
-
-    def builder(self, **options: Any) -> Callable[[int], nn.Module]:
-        return lambda num_classes: self.build(num_classes, **options)
+        return create_model(self.base, num_classes=num_classes, **self.model_kwargs(**options))
 
 
 def _spec(base: str) -> Any:
@@ -44,7 +50,7 @@ def resnet_depth(base: str, blocks_per_stage: int, label: str) -> Variant:
     spec = _spec(base)
     depths = (blocks_per_stage,) * len(spec.depths)
     return Variant(label, base, f"{blocks_per_stage} blocks per stage instead of {spec.depths[0]}",
-                   replace(spec, depths=depths))
+                   {"depths": list(depths)})
 
 
 def wide_resnet(base: str, depth: int, width_factor: int, label: str) -> Variant:
@@ -54,7 +60,7 @@ def wide_resnet(base: str, depth: int, width_factor: int, label: str) -> Variant
     n = (depth - 4) // 6
     widths = (16 * width_factor, 32 * width_factor, 64 * width_factor)
     return Variant(label, base, f"depth {depth}, width factor {width_factor} ({n} units per group, widths "
-                   f"{'/'.join(map(str, widths))})", replace(spec, depths=(n, n, n), widths=widths))
+                   f"{'/'.join(map(str, widths))})", {"depths": [n, n, n], "widths": list(widths)})
 
 
 def densenet_depth(base: str, depth: int, label: str) -> Variant:
@@ -62,7 +68,7 @@ def densenet_depth(base: str, depth: int, label: str) -> Variant:
     spec = _spec(base)
     layers = (depth - 4) // 6
     return Variant(label, base, f"depth {depth} ({layers} bottleneck layers per block instead of "
-                   f"{spec.block_layers[0]})", replace(spec, block_layers=(layers,) * len(spec.block_layers)))
+                   f"{spec.block_layers[0]})", {"block_layers": [layers] * len(spec.block_layers)})
 
 
 def fractalnet_blocks(base: str, widths: tuple[int, ...], label: str) -> Variant:
@@ -72,4 +78,4 @@ def fractalnet_blocks(base: str, widths: tuple[int, ...], label: str) -> Variant
     rates = spec.dropout_rates[: len(widths)]
     return Variant(label, base, f"{len(widths)} blocks of widths {'/'.join(map(str, widths))} (dropout "
                    f"{'/'.join(f'{r:g}' for r in rates)}) instead of {len(spec.widths)} of "
-                   f"{'/'.join(map(str, spec.widths))}", replace(spec, widths=widths, dropout_rates=rates))
+                   f"{'/'.join(map(str, spec.widths))}", {"widths": list(widths), "dropout_rates": list(rates)})

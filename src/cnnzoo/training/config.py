@@ -40,10 +40,10 @@ from torch import nn
 from ..checkpoint import CheckpointError
 from ..data.cache import CACHE_MODES
 from ..data.gpu_decode import DECODE_MODES
-from ..data.load import check_val_fraction
+from ..data.load import check_data_spec, check_val_fraction
 from ..device import AMP_MODES
 from ..errors import UnknownNameError, UserError
-from ..registry import ModelInfo, model_entry, model_info
+from ..registry import ModelInfo, changed_spec, model_entry, model_info
 from .recipes import FALSE_WORDS, MAX_EPOCHS, TRUE_WORDS, Range, Recipe, parse_overrides, resolve_recipe
 from .stopping import POLICIES
 
@@ -173,7 +173,7 @@ def configure(
     name, info = model_identity(model, model_name)
     shortcut = {"batch_size": batch_size} if batch_size is not None else {}
     changes = {**parse_overrides(overrides), **shortcut}
-    data = data or "digits"
+    data = "digits" if data is None else check_data_spec(data)  # "" is a mistake, not the default
     reason = None
     if session.get("weights") is not None:
         session["weights"] = str(Path(session["weights"]).expanduser())
@@ -190,7 +190,8 @@ def configure(
         recipe, reason = (info.recipe if info and info.recipe else "quick"), "model"
     resolved = resolve_recipe(recipe, changes)
     kwargs = parse_model_args(name, model_kwargs or {}) if info else dict(model_kwargs or {})
-    return RunConfig(model=name, recipe=resolved, image_size=check_image_size(image_size, info),
+    image_size = check_image_size(image_size, info, spec_changed="spec" in kwargs)
+    return RunConfig(model=name, recipe=resolved, image_size=image_size,
                      data=data, model_kwargs=kwargs, seed=0 if seed is None else seed, val_fraction=val_fraction,
                      out=None if out is None else str(out), recipe_set=tuple(sorted(changes)), recipe_reason=reason,
                      **session)
@@ -235,7 +236,9 @@ def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str,
     return model_name or type(model).__name__, None
 
 
-def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
+def check_image_size(image_size: int | None, info: ModelInfo | None, *, spec_changed: bool = False) -> int:
+    """The run's input side: in range, and no smaller than the registered network accepts (a network with a changed
+    spec has no registered smallest side: a side too small for it fails at its first forward)."""
     valid = RUN_RANGES["image_size"]
     if image_size is not None and image_size not in valid:
         raise UserError(f"--image-size must be a number of pixels {valid}, got {image_size}")
@@ -244,7 +247,7 @@ def check_image_size(image_size: int | None, info: ModelInfo | None) -> int:
             raise UserError("training a module needs image_size= (the side of its square input)")
         return image_size
     size = info.input_size[1] if image_size is None else image_size
-    if size < info.test_size:
+    if size < info.test_size and not spec_changed:
         raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
                         f"{info.test_size}")
     return size
@@ -320,12 +323,28 @@ def parse_model_args(name: str, items: Iterable[str] | Mapping[str, Any]) -> dic
     result: dict[str, Any] = {}
     valid = ", ".join(options) or "none"
     for key, value in pairs:
+        if key == "spec" and "spec" in model_entry(name).kwargs:  # fields of the registered spec, changed
+            result[key] = _spec_changes(name, value)
+            continue
         if key not in options:
             close = difflib.get_close_matches(key, list(options), n=2, cutoff=0.5)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
             raise UnknownNameError(f"--model-arg {key}: {name} has no such option; {hint}options: {valid}")
         result[key] = _typed(name, key, value, options[key]) if isinstance(value, str) else value
     return result
+
+
+def _spec_changes(name: str, value: Any) -> dict[str, Any]:
+    """``spec={"depths": [3, 3, 3]}`` (a JSON object on the command line): checked by building the spec now."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, Mapping):
+        raise UserError(f'--model-arg spec: a JSON object of spec fields, e.g. spec={{"depths": [3, 3, 3]}}')
+    changed_spec(name, model_entry(name).kwargs["spec"], value)
+    return dict(value)
 
 
 def _split(item: str) -> tuple[str, str]:
