@@ -475,7 +475,7 @@ def test_an_empty_data_flag_is_one_line_on_every_command(tmp_path, weights, monk
 def test_a_device_this_torch_lacks_is_one_line(weights, capsys):
     if torch.backends.mps.is_available():
         pytest.skip("this machine has an MPS device")
-    assert main(["eval", str(weights), "--device", "mps"]) == 2
+    assert main(["eval", "--weights", str(weights), "--device", "mps"]) == 2
     assert "no MPS device" in _one_error(capsys.readouterr().err)
 
 

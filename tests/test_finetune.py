@@ -134,7 +134,8 @@ def test_model_args_typed_validated_and_saved(tmp_path, capsys):
         "dropout": (0.1, 0.2), "eval_column": None, "drop_path": False}
     assert parse_model_args("googlenet", ["aux_logits=false"]) == {"aux_logits": False}
     cases = [(["dropot=0.3"], "did you mean dropout"), (["drop_path_rate=high"], "could not convert"),
-             (["drop_path_mode=rows"], "expected one of row, batch"), (["spec=x"], "options: dropout, drop_path_rate"),
+             (["drop_path_mode=rows"], "expected one of row, batch"), (["spec=x"], "a JSON object of spec fields"),
+             (["sepc=x"], "options: dropout, drop_path_rate, drop_path_mode, zero_pad, spec$"),
              (["dropout"], "expects name=value")]
     for args, text in cases:
         with pytest.raises(UserError, match=text):

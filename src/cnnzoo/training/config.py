@@ -321,7 +321,7 @@ def parse_model_args(name: str, items: Iterable[str] | Mapping[str, Any]) -> dic
     options = model_options(name)
     pairs = list(items.items()) if isinstance(items, Mapping) else [_split(item) for item in items]
     result: dict[str, Any] = {}
-    valid = ", ".join(options) or "none"
+    valid = ", ".join([*options, *(["spec"] if "spec" in model_entry(name).kwargs else [])]) or "none"
     for key, value in pairs:
         if key == "spec" and "spec" in model_entry(name).kwargs:  # fields of the registered spec, changed
             result[key] = _spec_changes(name, value)
