@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from cnnzoo.errors import UserError
 from cnnzoo.training import RECIPES, Recipe, configure, prepare, resolve_recipe, train
 from cnnzoo.training.run_files import epoch_line
 from cnnzoo.training.schedules import fit_schedule, lr_at
+from children import next_line
 
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
 QUIET = dict(progress=False, log=None, device="cpu")
@@ -234,17 +234,6 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path, capsy
 # --- 7. one run per folder ---------------------------------------------------------------------------------------------
 
 
-def _readline(proc: subprocess.Popen, timeout: float = 300) -> str:
-    box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not box:
-        proc.kill()
-        pytest.fail(f"no output from the child within {timeout} s")
-    return box[0]
-
-
 def test_a_run_folder_is_held_by_one_process(tmp_path, capsys):
     out = tmp_path / "r"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -254,7 +243,7 @@ def test_a_run_folder_is_held_by_one_process(tmp_path, capsys):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         for _ in range(20):
-            if _readline(proc).startswith("epoch "):
+            if next_line(proc).startswith("epoch "):
                 break
         for argv in (["train", "resnet20", "--data", "synthetic:64", "--image-size", "8", "--out", str(out)],
                      ["train", "resnet20", "--data", "synthetic:64", "--image-size", "8", "--out", str(out),

@@ -27,6 +27,7 @@ from cnnzoo.data.cifar import CifarFormatError
 from cnnzoo.data import make_loader
 from cnnzoo.training.schedules import Plateau, lr_at
 from conftest import profile
+from children import next_line
 
 ALL = cnnzoo.list_models()
 SRC = str(Path(cnnzoo.__file__).resolve().parents[1])
@@ -474,27 +475,13 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, monkeypatch):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
 
-def _readline(proc: subprocess.Popen, timeout: float = 300) -> str:
-    """The child's next stdout line, or fail (and kill it) after ``timeout`` seconds."""
-    import threading
-
-    box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not box:
-        proc.kill()
-        pytest.fail(f"no output from the child within {timeout} s")
-    return box[0]
-
-
 def _expect_line(proc: subprocess.Popen, start: str) -> None:
     """The next line starting with ``start`` (a run's header lines come first)."""
-    line = _readline(proc)
+    line = next_line(proc)
     for _ in range(20):
         if line.startswith(start) or not line:
             break
-        line = _readline(proc)
+        line = next_line(proc)
     if not line.startswith(start):
         proc.kill()
         pytest.fail(f"expected {start!r}, got {line!r}; stderr: {proc.stderr.read()[-2000:]}")
