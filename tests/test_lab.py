@@ -30,6 +30,8 @@ from cnnzoo.lab.verdict import Check, has_numbers, verdict_line
 
 TRAINED = [e.name for e in EXPERIMENTS if e.trained]
 ANALYTIC = [e.name for e in EXPERIMENTS if not e.trained]
+# squeeze writes AlexNet's 244 MB file and compresses it (7 s on one core): with the trained ones in the slow set
+FAST = [n for n in ANALYTIC if n != "squeeze"]
 
 
 def _numbers_in_line(entry: dict) -> None:
@@ -42,13 +44,21 @@ def _numbers_in_line(entry: dict) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """Every experiment once: the trained ones for 1 epoch on 64 synthetic images (seconds), the analytic ones as
-    they are."""
+    """Every experiment once: the trained ones for 1 epoch on 64 synthetic images (about 20 s on one core, so the
+    tests that need it are marked slow), the analytic ones as they are."""
     out = tmp_path_factory.mktemp("lab")
     settings = LabSettings(out=out, data="synthetic:64", epochs=1, device="cpu", run_reports=False)
     lines: list[str] = []
     lab = run_lab(list(EXPERIMENTS), settings, log=lines.append)
     return out, lab
+
+
+@pytest.fixture(scope="module")
+def analytic_lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The cheap analytic experiments alone (under a second): what `make test-fast` asserts of the lab's verdicts."""
+    out = tmp_path_factory.mktemp("analytic-lab")
+    settings = LabSettings(out=out, data="synthetic:64", epochs=1, device="cpu", run_reports=False)
+    return out, run_lab([get_experiment(name) for name in FAST], settings, log=None)
 
 
 def test_list_names_every_experiment(capsys):
@@ -80,9 +90,10 @@ def test_verdict_line_refuses_a_check_without_numbers():
     assert verdict_line("x", [Check("a", "r", False, "1 vs 2")]) == "x: does not hold at this scale: 1 vs 2"
 
 
-@pytest.mark.parametrize("name", [e.name for e in EXPERIMENTS])
-def test_every_experiment_runs_and_records(tiny_lab, name):
-    out, lab = tiny_lab
+@pytest.mark.parametrize("name", [pytest.param(e.name, marks=[] if e.name in FAST else [pytest.mark.slow])
+                                  for e in EXPERIMENTS])
+def test_every_experiment_runs_and_records(request, name):
+    out, lab = request.getfixturevalue("analytic_lab" if name in FAST else "tiny_lab")
     entry = lab["experiments"][name]
     assert entry["status"] in ("holds", "partly holds", "does not hold at this scale")
     assert entry["claim"] and entry["source"] and entry["rule"] and entry["protocol"] and entry["seconds"] >= 0
@@ -100,6 +111,7 @@ def test_every_experiment_runs_and_records(tiny_lab, name):
         assert entry["runs"] == []
 
 
+@pytest.mark.slow  # builds tiny_lab
 @pytest.mark.parametrize("name", [n for n in TRAINED if n != "small-filters"])  # its FilterNets are lab modules
 def test_a_lab_run_evaluates_on_its_own(tiny_lab, name, capsys):
     """A lab-sized variant is its registered network with a changed spec, recorded in config.json: `cnnzoo eval`
@@ -124,6 +136,7 @@ def test_a_spec_change_is_the_registered_code_at_another_size(capsys):
     assert "JSON object" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # builds tiny_lab
 def test_an_existing_run_is_refused_then_resumed_without_training(tiny_lab, tmp_path):
     out, lab = tiny_lab
     copy = tmp_path / "lab"
@@ -164,8 +177,8 @@ def test_an_interrupted_lab_continues_with_resume(tmp_path):
 # --- the robust verdicts, asserted at smoke scale ------------------------------------------------------------------
 
 
-def test_inception_cost_holds_with_the_lecture_numbers(tiny_lab):
-    entry = tiny_lab[1]["experiments"]["inception-cost"]
+def test_inception_cost_holds_with_the_lecture_numbers(analytic_lab):
+    entry = analytic_lab[1]["experiments"]["inception-cost"]
     naive, bottleneck = entry["measurements"]["modules"]
     assert entry["status"] == "holds"
     assert naive["macs"] == 854_196_224 and naive["depth"] == 672
@@ -173,6 +186,7 @@ def test_inception_cost_holds_with_the_lecture_numbers(tiny_lab):
     assert "854,196,224" in entry["verdict"] and "672" in entry["verdict"]
 
 
+@pytest.mark.slow  # builds tiny_lab
 def test_small_filters_analytic_half_holds(tiny_lab):
     entry = tiny_lab[1]["experiments"]["small-filters"]
     c = entry["measurements"]["channels"]
@@ -185,8 +199,8 @@ def test_small_filters_analytic_half_holds(tiny_lab):
     assert f"{27 * c * c:,}" in entry["verdict"] and f"{49 * c * c:,}" in entry["verdict"]
 
 
-def test_vgg_memory_holds(tiny_lab):
-    entry = tiny_lab[1]["experiments"]["vgg-memory"]
+def test_vgg_memory_holds(analytic_lab):
+    entry = analytic_lab[1]["experiments"]["vgg-memory"]
     m = entry["measurements"]
     assert entry["status"] == "holds"
     assert [r["params"] for r in m["rows"]][-3:] == [102_760_448, 16_777_216, 4_096_000]
@@ -195,6 +209,7 @@ def test_vgg_memory_holds(tiny_lab):
     assert "22 of 22" in entry["verdict"]
 
 
+@pytest.mark.slow  # builds tiny_lab
 def test_squeeze_holds(tiny_lab):
     entry = tiny_lab[1]["experiments"]["squeeze"]
     m = entry["measurements"]
@@ -246,6 +261,7 @@ _CATCH = ("<script>window.__errors = []; "
           "window.addEventListener('error', function (e) { __errors.push(String(e.message)); });</script>")
 
 
+@pytest.mark.slow  # builds tiny_lab
 def test_lab_html_renders_every_figure_in_headless_chromium(tiny_lab, tmp_path):
     browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
                    None)

@@ -166,7 +166,7 @@ def test_resume_reuses_the_recorded_thread_count(tmp_path):
     before = torch.get_num_threads()
     lines: list[str] = []
     try:
-        train("resnet20", epochs=1, threads=2, out=tmp_path / "r", **{**QUIET, "data": "digits"})
+        train("resnet20", recipe="quick", epochs=1, threads=2, out=tmp_path / "r", **TINY)
         torch.set_num_threads(1)
         train(resume=tmp_path / "r", epochs=2, progress=False, log=lines.append)
         assert json.loads((tmp_path / "r" / "config.json").read_text())["threads"] == 2
