@@ -25,7 +25,8 @@ import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import UserError
 from cnnzoo.lab import EXPERIMENTS, LabSettings, get_experiment, paper_number, run_lab
-from cnnzoo.lab.cluttered import cluttered_digits
+from cnnzoo.data import load_data
+from cnnzoo.data.cluttered import cluttered_digits
 from cnnzoo.lab.verdict import Check, has_numbers, verdict_line
 
 TRAINED = [e.name for e in EXPERIMENTS if e.trained]
@@ -237,7 +238,7 @@ def test_degradation_holds_at_smoke_scale(tmp_path):
 
 
 def test_cluttered_digits_is_deterministic_and_separate():
-    a, b = cluttered_digits(), cluttered_digits()
+    a, b = cluttered_digits(), load_data("cluttered-digits", image_size=12)  # --data cluttered-digits: the same set
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.images, b.val.images)
     assert a.train.images.shape == (1438, 3, 12, 12) and a.val.images.shape == (1077, 3, 12, 12)
     assert a.train.images.dtype == torch.uint8 and a.num_classes == 10

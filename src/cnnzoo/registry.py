@@ -215,7 +215,8 @@ def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:
     fields = {f.name for f in dataclasses.fields(spec)}
     unknown = sorted(set(changes) - fields)
     if unknown:
-        raise UnknownNameError(f"{name}: its spec has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
+        raise UnknownNameError(f"{name}: its spec has no field {', '.join(unknown)}; "
+                               f"fields: {', '.join(sorted(fields))}")
 
     def like(value: Any, current: Any) -> Any:
         if isinstance(current, tuple) and isinstance(value, (list, tuple)):

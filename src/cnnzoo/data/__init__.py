@@ -2,6 +2,7 @@
 
 - ``sources``: what a data set is (``Data``, resident ``TensorSource`` or ``FileSource`` splits), digits, synthetic,
   stratified splits, channel conversion;
+- ``cluttered``: ``cluttered-digits``, a harder set generated offline from the digits (the lab's smoke scale);
 - ``folder``, ``cifar``: image folders (hardened against bad files) and CIFAR-format batches (restricted unpickler);
 - ``load``: ``load_data``, the ``--data`` dispatcher;
 - ``augment``: ``Geometry`` and the papers' augmentation, batched on the device where the data allows;

@@ -55,7 +55,8 @@ def load_folder(spec: str, *, in_channels: int, val_fraction: float, split_seed:
     one-line error saying what was found and what is expected."""
     root = Path(spec).expanduser()
     if not root.is_dir():
-        raise UserError(f"--data {spec}: not 'digits', 'synthetic', 'cifar10:PATH', 'cifar100:PATH' or a folder")
+        raise UserError(f"--data {spec}: not 'digits', 'cluttered-digits', 'synthetic', 'cifar10:PATH', "
+                        "'cifar100:PATH' or a folder")
     skipped: list[str] = []
     tree, held_out, layout = _layout(root)
     classes = _classes(tree)

@@ -1,12 +1,13 @@
 """``load_data(spec, ...)``: the ``--data`` dispatcher, shared by training and evaluation.
 
-``digits`` | ``synthetic[:N]`` | ``cifar10:PATH`` | ``cifar100:PATH`` | an image-folder ``PATH``.
+``digits`` | ``cluttered-digits`` | ``synthetic[:N]`` | ``cifar10:PATH`` | ``cifar100:PATH`` | an image-folder ``PATH``.
 """
 
 from __future__ import annotations
 
 from ..errors import UserError
 from .cifar import load_cifar
+from .cluttered import SPEC as CLUTTERED, cluttered_digits
 from .folder import load_folder
 from .sources import Data, digits, synthetic
 
@@ -27,6 +28,8 @@ def load_data(
     kind, _, arg = spec.partition(":")
     if spec == "digits":
         return digits(image_size=image_size, in_channels=in_channels, val_fraction=val_fraction, split_seed=split_seed)
+    if spec == CLUTTERED:
+        return cluttered_digits(image_size=image_size, in_channels=in_channels)
     if kind == "synthetic":
         count = _positive_int(arg, "synthetic:N") if arg else 512
         return synthetic(count, image_size=image_size, in_channels=in_channels, num_classes=num_classes)
@@ -35,7 +38,7 @@ def load_data(
     return load_folder(spec, in_channels=in_channels, val_fraction=val_fraction, split_seed=split_seed)
 
 
-SPECS = "digits, synthetic[:N], cifar10:PATH, cifar100:PATH or an image folder PATH"
+SPECS = "digits, cluttered-digits, synthetic[:N], cifar10:PATH, cifar100:PATH or an image folder PATH"
 
 
 def check_data_spec(spec: object) -> str:

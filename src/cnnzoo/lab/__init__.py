@@ -9,8 +9,8 @@ model's paper recipe held against its paper's number (``cnnzoo reproduce``).
 - ``verdict``: checks and the verdict line (always with its numbers);
 - ``analytic``: inception-cost, vgg-memory, squeeze and the analytic half of small-filters (``cnnzoo.analyze``);
 - ``trained``: degradation, small-filters, ensemble, preact, wide-vs-deep, stochastic-depth, fractal-columns,
-  dense-efficiency (``cnnzoo.train``); ``variants``: their lab-sized networks; ``cluttered``: the harder offline
-  data set;
+  dense-efficiency (``cnnzoo.train``); ``variants``: their lab-sized networks (the harder offline data set,
+  ``cluttered-digits``, is :mod:`cnnzoo.data.cluttered`);
 - ``experiments``: the table; ``runner``: settings, data and run folders; ``session``: ``run_lab``, lab.json;
 - ``figures``: the papers' figures (the one module that imports :mod:`cnnzoo.html_report`); ``page``: lab.html;
 - ``reproduce``: ``cnnzoo reproduce`` and reproductions.csv; ``commands``: the CLI.

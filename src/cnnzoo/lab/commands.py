@@ -71,8 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", choices=("smoke", "paper"), default="smoke",
                    help="smoke (default): small data and networks on the CPU in minutes; paper: the papers' "
                    "networks and recipes on --data cifar10:PATH (meant for a GPU: hours)")
-    p.add_argument("--data", help="replace each trained experiment's data set (digits, synthetic[:N], "
-                   "cifar10:PATH, a folder; --scale paper needs cifar10:PATH)")
+    p.add_argument("--data", help="replace each trained experiment's data set (digits, cluttered-digits, "
+                   "synthetic[:N], cifar10:PATH, a folder; --scale paper needs cifar10:PATH)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--seeds", type=int, default=1, help="train every configuration with seeds 0..N-1 (numbers "
                    "are means; the ensemble uses at least 4 members at smoke scale, 7 at paper scale)")

@@ -30,7 +30,6 @@ from ..data import Data, load_data
 from ..device import default_channels_last, resolve_device
 from ..errors import UserError
 from ..training import train
-from .cluttered import SPEC as CLUTTERED, cluttered_digits
 from .figures import write_run_report
 
 SCALES = ("smoke", "paper")
@@ -167,13 +166,10 @@ class Lab:
         return Protocol(data, chosen.image_size, chosen.recipe, epochs, chosen.overrides)
 
     def data(self, spec: str, image_size: int) -> Data:
-        """A data set by ``--data`` spec (or ``cluttered-digits``), loaded once per session and side."""
+        """A data set by ``--data`` spec, loaded once per session and side."""
         key = (spec, image_size)
         if key not in self._data:
-            if spec == CLUTTERED:
-                self._data[key] = cluttered_digits()
-            else:
-                self._data[key] = load_data(spec, image_size=image_size)
+            self._data[key] = load_data(spec, image_size=image_size)
         return self._data[key]
 
     def train(self, experiment: str, label: str, model: str | Callable[[int], nn.Module], protocol: Protocol, *,

@@ -2,7 +2,7 @@
 
 Two scales. **smoke** (the default) trains on the CPU in about a minute per experiment: scikit-learn's digits at
 8x8 for degradation (they separate the networks) and fractal-columns (a FractalNet learns nothing of the harder set
-in 15 epochs), else the generated ``cluttered-digits`` at 12x12 (see :mod:`cnnzoo.lab.cluttered`), all with cnnzoo's
+in 15 epochs), else the generated ``cluttered-digits`` at 12x12 (see :mod:`cnnzoo.data.cluttered`), all with cnnzoo's
 ``quick`` recipe (SGD Nesterov, warm-up + cosine, label smoothing 0.1) for 15 epochs, since the papers' recipes are
 64k iterations on 50,000 images; some use lab-sized variants of the paper's networks (:mod:`cnnzoo.lab.variants`). **paper** trains the papers' networks on CIFAR-10 at 32x32 with
 each one's own paper recipe at full length: hours on a GPU. Every protocol says which, and every number is the mean

@@ -55,8 +55,8 @@ def train(
     """Train ``model`` (a registered name, or a module with ``image_size=``) with its paper's recipe.
 
     Args:
-        data: ``"digits"`` (default), ``"synthetic[:N]"``, ``"cifar10:PATH"``, ``"cifar100:PATH"``, an image
-            folder path, or a :class:`~cnnzoo.data.Data`.
+        data: ``"digits"`` (default), ``"cluttered-digits"``, ``"synthetic[:N]"``, ``"cifar10:PATH"``,
+            ``"cifar100:PATH"``, an image folder path, or a :class:`~cnnzoo.data.Data`.
         recipe: a name from ``RECIPES`` (default: the model's ``ModelInfo.recipe``), with ``overrides``
             (``["lr=0.05", ...]`` or a mapping) applied; ``batch_size`` is a shortcut for one. Under torchrun the
             batch size is the global batch, split evenly over the processes.

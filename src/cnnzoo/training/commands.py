@@ -57,7 +57,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="a registered model name (see `cnnzoo list`); optional with --resume")
-    p.add_argument("--data", help="digits (default) | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH")
+    p.add_argument("--data", help="digits (default) | cluttered-digits | synthetic[:N] | cifar10:PATH | "
+                   "cifar100:PATH | PATH")
     p.add_argument("--recipe", help="a recipe name (default: the model's own; see `cnnzoo recipes`)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override recipe fields, e.g. --set lr=0.05 milestones_epochs=30,60 nesterov=true")

@@ -48,6 +48,8 @@ from .recipes import FALSE_WORDS, MAX_EPOCHS, TRUE_WORDS, Range, Recipe, parse_o
 from .stopping import POLICIES
 
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
+# the built-in sets that train with the quick recipe by default, at these sides
+QUICK_DATA_SIZE = {"digits": QUICK_DIGITS_SIZE, "cluttered-digits": 12}
 MAX_IMAGE_SIDE = 2**20  # a guard against sizes that overflow; the memory check refuses far less (check_memory)
 # the valid values of RunConfig's numbers, checked whoever builds one (the CLI, ``cnnzoo.train``, a resumed run)
 RUN_RANGES = {
@@ -69,7 +71,7 @@ class RunConfig:
     model: str  # a registered name, or the class name of a module given to ``cnnzoo.train``
     recipe: Recipe  # resolved: the named recipe with every override applied
     image_size: int  # input side in pixels
-    data: str = "digits"  # ``--data``: digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH
+    data: str = "digits"  # ``--data``: digits | cluttered-digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | PATH
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # create_model options, e.g. {"dropout": 0.3}
     epochs: int | None = None  # None: the recipe's length (resuming: the run's own length)
     seed: int = 0  # weights, shuffling, augmentation, dropout: same seed and layout, same run on the CPU
@@ -181,11 +183,12 @@ def configure(
             raise UserError(f"--weights {session['weights']}: no such file")
         if recipe is None:  # fine-tuning: not the paper's from-scratch schedule
             recipe, reason = "finetune", "weights"
-    if recipe is None and data == "digits":
-        # the built-in digits without a recipe: the quick recipe at 16 px (or the model's smallest side), whatever
-        # the length asked for, not the paper's 64k iterations (thousands of epochs of 1,438 images)
+    if recipe is None and data in QUICK_DATA_SIZE:
+        # a built-in digits set without a recipe: the quick recipe at 16 px (cluttered-digits: 12, its own side; or
+        # the model's smallest side), whatever the length asked for, not the paper's 64k iterations (thousands of
+        # epochs of 1,438 images)
         recipe, reason = "quick", "digits"
-        image_size = max(QUICK_DIGITS_SIZE, info.test_size if info else 0) if image_size is None else image_size
+        image_size = max(QUICK_DATA_SIZE[data], info.test_size if info else 0) if image_size is None else image_size
     if recipe is None:
         recipe, reason = (info.recipe if info and info.recipe else "quick"), "model"
     resolved = resolve_recipe(recipe, changes)

@@ -359,7 +359,7 @@ def header_lines(config: RunConfig, data: Data, *, params: int, geo: Geometry, s
     if config.resume is not None:
         default = ", as the run started"
     elif config.recipe_reason == "digits":  # (finetune's source says it is the default with --weights)
-        default = f", the default on digits at {config.image_size} px, whatever the length"
+        default = f", the default on {config.data} at {config.image_size} px, whatever the length"
     else:
         default = ""
     return [

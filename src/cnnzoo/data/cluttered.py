@@ -1,4 +1,4 @@
-"""``cluttered-digits``: the lab's harder offline data set, generated from scikit-learn's bundled digits.
+"""``--data cluttered-digits``: a harder offline data set (the lab's), generated from scikit-learn's bundled digits.
 
 The bundled 8x8 digits are too easy to separate two good networks: most of them end near 1% error. This set keeps
 the same ten classes and the same source images but makes each one a small recognition problem of its own. Every
@@ -27,7 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..data import Data, TensorSource
+from .sources import Data, TensorSource, resize_images
 
 SPEC = "cluttered-digits"
 SEED = 20160310  # any fixed number
@@ -86,14 +86,18 @@ def _render(digits: torch.Tensor, pool: torch.Tensor, gen: torch.Generator) -> t
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-def cluttered_digits(*, in_channels: int = 3) -> Data:
-    """The set as a :class:`cnnzoo.data.Data` (12x12, ``in_channels`` grey channels), the same on every call."""
+def cluttered_digits(*, image_size: int = SIDE, in_channels: int = 3) -> Data:
+    """The set as a :class:`cnnzoo.data.Data` (generated at 12x12, resized once to ``image_size`` like ``digits``;
+    ``in_channels`` grey channels), the same on every call. Its split is its own (by source digit), whatever
+    ``--val-fraction`` says."""
     gen = torch.Generator().manual_seed(SEED)
     images, labels = _sources()
     train_idx, val_idx = _split(labels, gen)
     train_x = _render(images[train_idx], images[train_idx], gen)
     val_src = val_idx.repeat(VAL_COPIES)
     val_x = _render(images[val_src], images[val_idx], gen)
+    if image_size != SIDE:
+        train_x, val_x = resize_images(train_x, image_size), resize_images(val_x, image_size)
     train_x, val_x = (x.expand(-1, in_channels, -1, -1).contiguous() for x in (train_x, val_x))
     flat = train_x.float() / 255.0
     mean = tuple(round(v, 6) for v in flat.mean((0, 2, 3)).tolist())
