@@ -480,12 +480,16 @@ def test_a_device_this_torch_lacks_is_one_line(weights, capsys):
 
 
 def test_predict_reports_an_unreadable_image_once(tmp_path, weights, capsys):
-    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    good, noise, bad = tmp_path / "good.png", tmp_path / "noise.png", tmp_path / "bad.png"
     Image.fromarray(np.zeros((SIDE, SIDE, 3), np.uint8)).save(good)
-    bad.write_bytes(good.read_bytes()[:60])  # a good header, data cut short
-    assert main(["predict", "--weights", str(weights), str(good), str(bad), "--device", "cpu"]) == 0
+    Image.fromarray(np.random.RandomState(0).randint(0, 255, (64, 64, 3), dtype=np.uint8)).save(noise)
+    bad.write_bytes(noise.read_bytes()[: noise.stat().st_size // 2])  # a good header, pixel data cut in half
+    with warnings.catch_warnings(record=True) as caught:  # the loader's "skipped" warning was the second report
+        warnings.simplefilter("always")
+        assert main(["predict", "--weights", str(weights), str(good), str(bad), "--device", "cpu"]) == 1
     out, err = capsys.readouterr()
-    assert (out + err).count("bad.png") == 1, out + err
+    said = out + err + "".join(str(w.message) for w in caught)
+    assert said.count("bad.png") == 1 and "good.png" in out, said
 
 
 def test_a_report_without_a_usable_cache_never_says_it_cached(tmp_path, monkeypatch, capsys):
