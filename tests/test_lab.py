@@ -135,6 +135,13 @@ def test_a_spec_change_is_the_registered_code_at_another_size(capsys):
     assert "\n" not in err and "no field depth" in err and "depths" in err
     assert main(["train", "resnet20", "--data", "synthetic:8", "--model-arg", "spec=[1]"]) == 2
     assert "JSON object" in capsys.readouterr().err
+    bad = [({"depths": [0, 1, 1]}, "depths: expected a whole number >= 1"), ({"depths": "abc"}, "expected a list"),
+           ({"widths": [1.5, 2, 3]}, "whole number"), ({"block": "x"}, "cannot be changed from JSON"),
+           ({"stem": 3}, "expected a word"), ({"depths": [1, 1]}, "do not build: zip")]
+    for changes, text in bad:  # each one line, never a traceback from deep in the builder
+        with pytest.raises(UserError, match=text) as info:
+            cnnzoo.create_model("resnet20", num_classes=10, spec=changes)
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.slow  # builds tiny_lab

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import numbers
 import re
 from collections.abc import Callable, Mapping
@@ -209,7 +210,13 @@ def model_info(name: str) -> ModelInfo:
 
 
 def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:
-    """The registered ``spec`` of ``name`` with ``changes`` to its fields (lists become the tuples a spec holds)."""
+    """The registered ``spec`` of ``name`` with ``changes`` to its fields (lists become the tuples a spec holds).
+
+    A change keeps each field's kind: a whole number stays a whole number of at least 1 (in a spec they count blocks,
+    channels, layers or name fire modules from 1), a rate stays a finite number, a flag a flag, a word a word, a list
+    of whole numbers such a list (of any length); fields that hold layer descriptions or classes are not changed from
+    JSON. What still does not fit (lists of different lengths where a family pairs them) is refused by the builder, in
+    one line too."""
     if not dataclasses.is_dataclass(spec):
         raise ModelArgumentError(f"{name}: its family has no spec to change")
     fields = {f.name for f in dataclasses.fields(spec)}
@@ -218,12 +225,39 @@ def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:
         raise UnknownNameError(f"{name}: its spec has no field {', '.join(unknown)}; "
                                f"fields: {', '.join(sorted(fields))}")
 
-    def like(value: Any, current: Any) -> Any:
-        if isinstance(current, tuple) and isinstance(value, (list, tuple)):
-            return tuple(like(v, current[0] if current else None) for v in value)
+    def like(field: str, value: Any, current: Any) -> Any:
+        def refuse(expected: str) -> ModelArgumentError:
+            return ModelArgumentError(f"{name}: spec field {field}: expected {expected}, got {value!r}")
+
+        if isinstance(current, tuple):
+            template = current[0] if current else 1  # an empty list of SqueezeNet's fire numbers
+            if not isinstance(template, (int, float, str)):
+                raise ModelArgumentError(f"{name}: spec field {field} holds {type(template).__name__} values; it "
+                                         "cannot be changed from JSON")
+            if not isinstance(value, (list, tuple)):
+                raise refuse("a list")
+            return tuple(like(field, v, template) for v in value)
+        if value is None and current is None:
+            return None
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise refuse("true or false")
+        elif isinstance(current, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise refuse("a whole number >= 1")
+        elif isinstance(current, float) or current is None and isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise refuse("a finite number")
+            value = float(value)
+        elif isinstance(current, str) or current is None and isinstance(value, str):
+            if not isinstance(value, str):
+                raise refuse("a word")
+        else:
+            raise ModelArgumentError(f"{name}: spec field {field} holds {type(current).__name__} values; it cannot "
+                                     "be changed from JSON")
         return value
 
-    return dataclasses.replace(spec, **{k: like(v, getattr(spec, k)) for k, v in changes.items()})
+    return dataclasses.replace(spec, **{k: like(k, v, getattr(spec, k)) for k, v in changes.items()})
 
 
 def _count_arg(name: str, arg: str, value: Any) -> int:
@@ -260,10 +294,17 @@ def create_model(
     num_classes = entry.info.num_classes if num_classes is None else num_classes
     num_classes = _count_arg(name, "num_classes", num_classes)
     in_channels = _count_arg(name, "in_channels", in_channels)
-    if isinstance(overrides.get("spec"), Mapping):
-        overrides = {**overrides, "spec": changed_spec(name, entry.kwargs.get("spec"), overrides["spec"])}
+    spec_changes = overrides.get("spec") if isinstance(overrides.get("spec"), Mapping) else None
+    if spec_changes is not None:
+        overrides = {**overrides, "spec": changed_spec(name, entry.kwargs.get("spec"), spec_changes)}
     kwargs = {**entry.kwargs, **overrides}
-    model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if spec_changes is None:
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    else:
+        try:  # fields of the right kinds can still disagree with each other
+            model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+        except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
+            raise ModelArgumentError(f"{name}: spec changes {dict(spec_changes)} do not build: {exc}") from None
     if weights is not None:
         load_weights(model, weights, torchvision_key_map=entry.torchvision_key_map, name=name)
     return model

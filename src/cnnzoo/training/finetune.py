@@ -20,7 +20,7 @@ from ..checkpoint import WeightsError
 from ..errors import UserError
 from ..layers.residual import ZeroPadShortcut
 from ..models.resnet import torchvision_key_map as resnet_key_map
-from ..registry import create_model, model_entry
+from ..registry import ModelArgumentError, create_model, model_entry
 from ..weights import LoadedWeights, load_weights
 
 FREEZE = ("backbone",)
@@ -35,6 +35,8 @@ def start_net(config: Any, net: nn.Module | None, *, num_classes: int, in_channe
     if net is None:
         try:
             net = create_model(config.model, num_classes=num_classes, in_channels=in_channels, **config.model_kwargs)
+        except ModelArgumentError:  # one line that names the network already
+            raise
         except (ValueError, TypeError) as exc:  # an option the family refuses for this network
             if not config.model_kwargs:
                 raise
