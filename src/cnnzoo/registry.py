@@ -213,10 +213,10 @@ def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:
     """The registered ``spec`` of ``name`` with ``changes`` to its fields (lists become the tuples a spec holds).
 
     A change keeps each field's kind: a whole number stays a whole number of at least 1 (in a spec they count blocks,
-    channels, layers or name fire modules from 1), a rate stays a finite number, a flag a flag, a word a word, a list
-    of whole numbers such a list (of any length); fields that hold layer descriptions or classes are not changed from
-    JSON. What still does not fit (lists of different lengths where a family pairs them) is refused by the builder, in
-    one line too."""
+    channels, layers or name fire modules from 1), a rate stays a finite number, a flag a flag, a word a word, and a
+    list stays a list of its elements' kind (of any length); fields that hold layer descriptions or classes are not
+    changed from JSON. What still does not fit (lists of different lengths where a family pairs them) is refused by
+    the builder, in one line too."""
     if not dataclasses.is_dataclass(spec):
         raise ModelArgumentError(f"{name}: its family has no spec to change")
     fields = {f.name for f in dataclasses.fields(spec)}
@@ -297,14 +297,13 @@ def create_model(
     spec_changes = overrides.get("spec") if isinstance(overrides.get("spec"), Mapping) else None
     if spec_changes is not None:
         overrides = {**overrides, "spec": changed_spec(name, entry.kwargs.get("spec"), spec_changes)}
-    kwargs = {**entry.kwargs, **overrides}
-    if spec_changes is None:
-        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
-    else:
-        try:  # fields of the right kinds can still disagree with each other
-            model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
-        except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
-            raise ModelArgumentError(f"{name}: spec changes {dict(spec_changes)} do not build: {exc}") from None
+    try:
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **{**entry.kwargs, **overrides})
+    except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
+        if spec_changes is None:
+            raise
+        # spec fields of the right kinds can still disagree with each other
+        raise ModelArgumentError(f"{name}: spec changes {dict(spec_changes)} do not build: {exc}") from None
     if weights is not None:
         load_weights(model, weights, torchvision_key_map=entry.torchvision_key_map, name=name)
     return model

@@ -21,8 +21,8 @@ _PER_CLASS_LINES = 30  # more classes than this: the worst five are printed, all
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="digits | cluttered-digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | an image folder "
-                   "(default: the data the checkpoint was trained on)")
+    p.add_argument("--data", help="digits | cluttered-digits | synthetic[:N] | cifar10:PATH | cifar100:PATH | an "
+                   "image folder (default: the data the checkpoint was trained on)")
     p.add_argument("--split", choices=_SPLITS, default="val",
                    help="val (default: the run's validation split, CIFAR's test batch, PATH/val), train, or all "
                    "(every image, e.g. a separate test folder)")

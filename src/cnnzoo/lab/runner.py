@@ -4,9 +4,8 @@ Every trained run of an experiment is made by :func:`cnnzoo.train` into ``OUT/<e
 label as a folder name): its config.json, metrics.jsonl, summary.json, checkpoints and report.html are those of any
 ``cnnzoo train`` run, so a run can be opened, evaluated or resumed on its own (a lab-sized variant records its
 registered network and its spec changes; only small-filters' two FilterNets are lab modules that ``cnnzoo eval``
-cannot rebuild by name). ``--resume`` continues each unfinished
-run from its checkpoint and reloads each finished one (no step is trained twice); without it a folder that already
-holds a run is refused.
+cannot rebuild by name). ``--resume`` continues each unfinished run from its checkpoint and reloads each finished one
+(no step is trained twice); without it a folder that already holds a run is refused.
 
 :class:`RunRecord` is what the lab reads back from a run: per-epoch errors (100 - top-1, in %), losses, seconds,
 parameters, and the trained network when an experiment evaluates it further.

@@ -14,7 +14,6 @@ is on the held-out split (the CIFAR-10 test set at paper scale).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 

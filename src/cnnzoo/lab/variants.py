@@ -14,9 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
-from ..registry import changed_spec, create_model, model_entry
+from ..registry import model_entry
 
 
 @dataclass(frozen=True)
@@ -28,16 +26,9 @@ class Variant:
     change: str
     spec_changes: dict[str, Any]
 
-    @property
-    def spec(self) -> Any:
-        return changed_spec(self.base, _spec(self.base), self.spec_changes)
-
     def model_kwargs(self, **options: Any) -> dict[str, Any]:
         """``create_model(base, **...)`` options that build this variant (and ``options``)."""
         return {"spec": self.spec_changes, **options}
-
-    def build(self, num_classes: int, **options: Any) -> nn.Module:
-        return create_model(self.base, num_classes=num_classes, **self.model_kwargs(**options))
 
 
 def _spec(base: str) -> Any:

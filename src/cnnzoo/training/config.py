@@ -39,6 +39,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointError
 from ..data.cache import CACHE_MODES
+from ..data.cluttered import SIDE as CLUTTERED_SIDE, SPEC as CLUTTERED
 from ..data.gpu_decode import DECODE_MODES
 from ..data.load import check_data_spec, check_val_fraction
 from ..device import AMP_MODES
@@ -49,7 +50,7 @@ from .stopping import POLICIES
 
 QUICK_DIGITS_SIZE = 16  # the quick recipe's input side on the 8x8 digits
 # the built-in sets that train with the quick recipe by default, at these sides
-QUICK_DATA_SIZE = {"digits": QUICK_DIGITS_SIZE, "cluttered-digits": 12}
+QUICK_DATA_SIZE = {"digits": QUICK_DIGITS_SIZE, CLUTTERED: CLUTTERED_SIDE}
 MAX_IMAGE_SIDE = 2**20  # a guard against sizes that overflow; the memory check refuses far less (check_memory)
 # the valid values of RunConfig's numbers, checked whoever builds one (the CLI, ``cnnzoo.train``, a resumed run)
 RUN_RANGES = {
