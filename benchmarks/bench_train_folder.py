@@ -1,5 +1,6 @@
 """Training on a real image folder: ``cnnzoo train`` with its default flags (and with ``--amp bf16``) against the
-ImageFolder + DataLoader loop a user writes, same epochs, same recipe shape, alternated in one process.
+ImageFolder + DataLoader loop a user writes, same epochs, same recipe shape, alternated, each run a process of its
+own.
 
     python benchmarks/bench_train_folder.py            # 10,000 PNGs, 8 epochs (the acceptance run; idle machine)
     python benchmarks/bench_train_folder.py --quick    # 1,000 PNGs, 2 epochs: a trial, never recorded
@@ -16,12 +17,14 @@ noised; 10 classes; every fifth image in val/), generated once and cached. Conte
   shape is read from the cnnzoo run's config.json: batch, lr, momentum, weight decay, milestones (in steps, as
   cnnzoo scaled them to the run), input size, resize, pad, normalisation; the steps per epoch must agree.
 
-Every cnnzoo run decodes the PNGs itself (a fresh ``CNNZOO_CACHE_DIR`` per run: no run reads another's decoded
-cache). Warm vs warm: each contender first runs one untimed epoch on a 300-image folder (imports, oneDNN kernels).
-Then ``--rounds`` rounds, the order rotated each round. Time = wall seconds of the whole call (cnnzoo's includes
-its checkpoints and report.html, as the command does); beside it the training seconds, images/s and the fraction
-of the machine's peak they reach (FLOPs per image = 2 x MACs x 3 for forward and backward, MACs from
-``cnnzoo.analyze``; bf16 runs against the bf16 peak), and the final val top-1.
+Each run is a fresh Python process (``--child``), as a user runs either: what one contender sets for its process
+(cnnzoo's heap settings, ``torch.set_num_threads``) never reaches another. Every cnnzoo run decodes the PNGs itself
+(a fresh ``CNNZOO_CACHE_DIR`` per run: no run reads another's decoded cache). Warm vs warm: in its process each run
+first trains one untimed epoch on a 300-image folder (imports, oneDNN kernels), then the timed run. ``--rounds``
+rounds, the order rotated each round. Time = wall seconds of the timed call (cnnzoo's includes its checkpoints and
+report.html, as the command does); beside it the training seconds, images/s and the fraction of the machine's peak
+they reach (FLOPs per image = 2 x MACs x 3 for forward and backward, MACs from ``cnnzoo.analyze``; bf16 runs
+against the bf16 peak), and the final val top-1.
 
 Targets (issue 19): cnnzoo default <= 0.7x the ImageFolder loop's time at its top-1 or better; with ``--amp bf16``
 on a native-bf16 CPU <= 0.5x.
@@ -35,6 +38,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,8 +56,10 @@ MODEL = "resnet20"
 BASELINE = "ImageFolder loop"
 
 
-def imagefolder_loop(folder: Path, config: dict[str, Any], *, epochs: int, workers: int, seed: int = 0) -> dict:
-    """The loop a user writes with torchvision, on cnnzoo's recipe shape (``config``: a run's config.json)."""
+def imagefolder_loop(folder: Path, config: dict[str, Any], *, epochs: int, workers: int, seed: int = 0,
+                     warm_up: bool = False) -> dict:
+    """The loop a user writes with torchvision, on cnnzoo's recipe shape (``config``: a run's config.json;
+    ``warm_up``: on another folder than the run's, so its steps per epoch differ)."""
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -71,7 +78,7 @@ def imagefolder_loop(folder: Path, config: dict[str, Any], *, epochs: int, worke
                                                num_workers=workers, persistent_workers=workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=r["batch_size"], num_workers=workers,
                                              persistent_workers=workers > 0)
-    if len(train_loader) != config["steps_per_epoch"]:
+    if not warm_up and len(train_loader) != config["steps_per_epoch"]:
         raise SystemExit(f"steps per epoch: ImageFolder loop {len(train_loader)}, cnnzoo {config['steps_per_epoch']}")
     steps = len(train_loader)
     milestones = sorted([*r["milestones_iterations"], *(round(e * steps) for e in r["milestones_epochs"]),
@@ -104,7 +111,7 @@ def imagefolder_loop(folder: Path, config: dict[str, Any], *, epochs: int, worke
         top1 = 100 * hits / total
         print(f"  {BASELINE} epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, val top-1 {top1:.2f}%", flush=True)
     return {"train_seconds": train_seconds, "images_per_s": seen / train_seconds, "top1": top1,
-            "layout": "NCHW", "amp": "off", "threads": torch.get_num_threads()}  # fmt: skip
+            "layout": "nchw", "amp": "off", "threads": torch.get_num_threads()}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -142,6 +149,37 @@ def cnnzoo_run(folder: Path, out: Path, *, epochs: int, flags: list[str]) -> tup
     return json.loads((out / "config.json").read_text()), json.loads((out / "summary.json").read_text())
 
 
+def child(spec: dict[str, Any]) -> None:
+    """One timed run in this process (``--child``): an untimed epoch on the warm-up folder, then the run; its row
+    goes to ``spec["result"]`` as JSON."""
+    folder, warm_folder, out = Path(spec["folder"]), Path(spec["warm_folder"]), Path(spec["out"])
+    epochs = spec["epochs"]
+    if spec["name"] == BASELINE:
+        config = json.loads(Path(spec["config"]).read_text())
+        imagefolder_loop(warm_folder, config, epochs=1, workers=spec["workers"], warm_up=True)
+        start = time.perf_counter()
+        row = imagefolder_loop(folder, config, epochs=epochs, workers=spec["workers"])
+        row["wall_seconds"] = time.perf_counter() - start
+    else:
+        cnnzoo_run(warm_folder, out / "warm", epochs=1, flags=spec["flags"])
+        start = time.perf_counter()
+        config, summary = cnnzoo_run(folder, out / "run", epochs=epochs, flags=spec["flags"])
+        wall = time.perf_counter() - start
+        row = {"wall_seconds": wall, "train_seconds": summary["train_seconds"],
+               "images_per_s": summary["images_per_s"], "top1": summary["final_val_top1"],
+               "layout": layout_of(config), "amp": config.get("amp"), "threads": config.get("threads"),
+               "config": str(out / "run" / "config.json"), "image_size": config["image_size"]}  # fmt: skip
+    Path(spec["result"]).write_text(json.dumps(row))
+
+
+def spawn(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` run by ``child`` in a fresh Python process; its row."""
+    code = subprocess.call([sys.executable, __file__, "--child", json.dumps(spec)])
+    if code:
+        raise SystemExit(f"{spec['name']}: its process exited with {code}")
+    return json.loads(Path(spec["result"]).read_text())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=10_000)
@@ -150,15 +188,20 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 1) - 1)),
                    help="the ImageFolder loop's DataLoader workers (default: cores - 1, at most 8)")
     p.add_argument("--quick", action="store_true", help="1,000 images, 2 epochs: a trial under load, never recorded")
+    p.add_argument("--child", metavar="JSON", help=argparse.SUPPRESS)  # one run in its own process (``child``)
     add_arguments(p)
     args = p.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return 0
     if args.quick:
         args.images, args.epochs = 1_000, 2
     bench = Bench("train_folder", results=args.results, trial="--quick" if args.quick else None)
     native_bf16 = bench.machine.cpu.bf16_flop_per_cycle is not None
     folder, warm_folder = digit_folder(args.images), digit_folder(300)
     n_train = sum(1 for _ in (folder / "train").rglob("*.png"))
-    print(f"# folder: {folder} ({args.images:,} PNGs, {n_train:,} train), {args.epochs} epochs, {args.rounds} round(s)")
+    print(f"# folder: {folder} ({args.images:,} PNGs, {n_train:,} train), {args.epochs} epochs, {args.rounds} round(s);"
+          " each run in a process of its own, after an untimed epoch on a 300-image folder")
 
     tmp = Path(tempfile.mkdtemp(prefix="cnnzoo-bench-runs-"))
     contenders: dict[str, list[str]] = {"cnnzoo": []}
@@ -166,49 +209,48 @@ def main() -> int:
         contenders["cnnzoo --amp bf16"] = ["--amp", "bf16"]
     else:
         bench.note("cnnzoo --amp bf16: not run (this CPU has no native bf16: neither AVX512_BF16 nor AMX)")
-    configs: dict[Path, dict] = {}  # folder -> the config.json of its latest default cnnzoo run
+    latest: dict[str, Any] = {}  # the latest default cnnzoo run's row: the loop reads its recipe from its config.json
 
-    def run(name: str, where: Path, epochs: int, tag: str) -> dict:
+    def run(name: str, tag: str) -> dict:
+        spec = {"name": name, "folder": str(folder), "warm_folder": str(warm_folder), "epochs": args.epochs,
+                "out": str(tmp / tag), "result": str(tmp / f"{tag}.json"), "workers": args.workers,
+                "flags": contenders.get(name, [])}  # fmt: skip
         if name == BASELINE:
-            if where not in configs:
+            if not latest:
                 raise SystemExit("the ImageFolder loop reads its recipe from a cnnzoo run on the same folder first")
-            row = imagefolder_loop(where, configs[where], epochs=epochs, workers=args.workers)
-        else:
-            config, summary = cnnzoo_run(where, tmp / tag, epochs=epochs, flags=contenders[name])
-            if not contenders[name]:
-                configs[where] = config
-            row = {"train_seconds": summary["train_seconds"], "images_per_s": summary["images_per_s"],
-                   "top1": summary["final_val_top1"], "layout": layout_of(config), "amp": config.get("amp"),
-                   "threads": config.get("threads")}  # fmt: skip
+            spec["config"] = latest["config"]
+        row = spawn(spec)
+        if name == "cnnzoo":
+            latest.update(row)
         return row
 
     names = [*contenders, BASELINE]
-    print("# warm-up: one untimed epoch of each on a 300-image folder", flush=True)
-    for name in names:
-        run(name, warm_folder, 1, f"warm-{name.replace(' ', '_')}")
-
-    size = next(iter(configs.values()))["image_size"]
-    flops = training_flops_per_image(cnnzoo.analyze(MODEL, (3, size, size), training=False).totals.macs)
-    runs = bench.table("runs", f"{args.images:,} PNGs of 28x28 ({n_train:,} training images), {MODEL} at {size} px, "
-                       f"{args.epochs} epochs, each row one run", [
-                           col("contender", "contender"), col("round", "round"),
-                           col("wall_seconds", "time (s)", "{:.1f}"), col("train_seconds", "training (s)", "{:.1f}"),
-                           col("images_per_s", "train img/s", "{:,.0f}"), col("gflops", "GFLOP/s", "{:.1f}"),
-                           col("peak", "of peak", "{:.1%}"), col("top1", "val top-1", "{:.2f}%"),
-                           col("layout", "layout"), col("precision", "precision"),
-                           col("threads", "threads")])  # fmt: skip
     done: dict[str, list[dict]] = {name: [] for name in names}  # each contender's runs, in round order
-    results: dict[str, list[dict]] = {name: [] for name in names}  # the same as table rows, with the wall time
+    results: dict[str, list[dict]] = {name: [] for name in names}  # the same as table rows
+    flops, runs = 0.0, None  # set after the first round: the input size is the one cnnzoo chose
 
     def contender(name: str):
-        return lambda: done[name].append(run(name, folder, args.epochs, f"r{len(done[name])}-{name.replace(' ', '_')}"))
+        return lambda: done[name].append(run(name, f"r{len(done[name])}-{name.replace(' ', '_')}"))
 
-    def record(r: int, walls: dict[str, list[float]]) -> None:
+    def record(r: int, _walls: dict[str, list[float]]) -> None:
+        nonlocal flops, runs
+        if runs is None:
+            size = latest["image_size"]
+            flops = training_flops_per_image(cnnzoo.analyze(MODEL, (3, size, size), training=False).totals.macs)
+            runs = bench.table("runs", f"{args.images:,} PNGs of 28x28 ({n_train:,} training images), {MODEL} at "
+                               f"{size} px, {args.epochs} epochs, each row one run (its own process)", [
+                                   col("contender", "contender"), col("round", "round"),
+                                   col("wall_seconds", "time (s)", "{:.1f}"),
+                                   col("train_seconds", "training (s)", "{:.1f}"),
+                                   col("images_per_s", "train img/s", "{:,.0f}"), col("gflops", "GFLOP/s", "{:.1f}"),
+                                   col("peak", "of peak", "{:.1%}"), col("top1", "val top-1", "{:.2f}%"),
+                                   col("layout", "layout"), col("precision", "precision"),
+                                   col("threads", "threads")])  # fmt: skip
         for name in names:
             row = done[name][r]
             precision = "bf16" if row["amp"] == "bf16" else "fp32"
             rate = row["images_per_s"] * flops
-            results[name].append(runs.add(contender=name, round=r + 1, wall_seconds=walls[name][r],
+            results[name].append(runs.add(contender=name, round=r + 1, wall_seconds=row["wall_seconds"],
                                           train_seconds=row["train_seconds"], images_per_s=row["images_per_s"],
                                           gflops=rate / 1e9, peak=bench.peak_fraction(rate, precision),
                                           top1=row["top1"], precision=precision, threads=row["threads"],
@@ -216,7 +258,6 @@ def main() -> int:
 
     # round 1 runs cnnzoo first (the loop reads its recipe from that run's config.json), then the order rotates
     alternate({name: contender(name) for name in names}, args.rounds, warm=0, after_round=record)
-
     ratios = bench.table("ratios", f"against the {BASELINE} (medians over rounds)", [
         col("contender", "contender"), col("time_ratio", "time vs loop", "{:.2f}x"),
         col("per_round", "per round"), col("train_ratio", "training time vs loop", "{:.2f}x"),

@@ -40,7 +40,8 @@ def machine_line(section: dict[str, Any]) -> str:
     where = f"family {m['family']} model {m['model']}" + (f", {m['hypervisor']} guest" if m.get("hypervisor") else "")
     isa = ", ".join(name for flag, name in ISA.items() if m["isa"].get(flag)) or "no AVX2"
     bf16 = f", bf16 {m['peak_bf16_gflops']:.1f} GFLOP/s" if m.get("peak_bf16_gflops") else ", no native bf16"
-    rose = " (it rose above the limit during the run)" if load["after"][0] > load["limit"] else ""
+    rose = (f" (the benchmark's own {m['threads']} threads count in it)" if load["after"][0] > load["limit"]
+            else "")
     command = " ".join(["python", section["script"], *section["argv"]])
     return (f"Measured {section['date']} with `{command}` on {m['model_name']} ({where}), {m['cores']} cores, "
             f"{isa}; peak fp32 {m['peak_fp32_gflops']:.1f} GFLOP/s{bf16} ({m['cores']} cores x "

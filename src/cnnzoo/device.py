@@ -5,8 +5,10 @@
 - ``amp_dtype_for(amp, device)``: the autocast dtype of ``--amp off | bf16 | fp16`` (default on CUDA: bf16 where the
   GPU has bf16 tensor cores, compute capability 8.0 and up, else fp16 with the grad scaler; off on the CPU; fp16,
   which needs a grad scaler, on CUDA only);
-- ``set_backends(device, deterministic=..., tf32=...)``: the process-wide numerics of a run (TF32, cuDNN benchmark,
-  deterministic algorithms), returned for config.json;
+- ``set_backends(device, deterministic=..., tf32=...)``: the process-wide settings of a run (TF32, cuDNN benchmark,
+  deterministic algorithms; on the CPU the heap, ``keep_cpu_heap``), returned for config.json;
+- ``keep_cpu_heap()`` / ``release_cpu_heap()``: glibc's malloc told to keep the memory a training step frees for the
+  next step, and the kept memory given back when the run ends;
 - ``sum_dtype(device)``: what sums of losses and hits accumulate in (float64; float32 on MPS, which has none);
 - ``default_channels_last(device)``: the memory layout a run uses when nothing chose one (channels-last on CUDA,
   NCHW elsewhere; a training run long enough measures both instead, see ``cnnzoo.training.layout``);
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import warnings
 from pathlib import Path
@@ -99,7 +102,53 @@ def set_backends(device: torch.device, *, deterministic: bool, tf32: bool = True
     return {"deterministic": torch.are_deterministic_algorithms_enabled(),
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "cudnn_benchmark": device.type == "cuda" and torch.backends.cudnn.benchmark,
-            "cudnn_tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32}
+            "cudnn_tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32,
+            **({"cpu_heap": keep_cpu_heap()} if device.type == "cpu" else {})}
+
+
+# glibc's malloc serves a block above its mmap threshold with a fresh mapping and gives freed memory above its trim
+# threshold back to the system. Both thresholds start at 128 KiB and rise with the blocks freed (to 32 MiB and twice
+# that), so a training step, which frees most of what it allocated, hands its memory back and the next step takes
+# it again page by page: resnet20 at batch 128 took 5,000-10,000 minor page faults per step on the CPU, and 0-150
+# with these thresholds (an 8-epoch run on a folder of 10,000 PNGs: 3.5% less time, the same numbers). Blocks above
+# HEAP_MMAP_BYTES are still mapped for themselves.
+HEAP_MMAP_BYTES = 1 << 30  # 1 GiB (mallopt's values are C ints)
+HEAP_TRIM_BYTES = (1 << 31) - 1  # 2 GiB
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library when it is glibc (mallopt and malloc_trim are glibc's), else None."""
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system, or not glibc
+        return None
+    if not version:
+        return None
+    libc = ctypes.CDLL(None)
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+def keep_cpu_heap() -> dict[str, Any]:
+    """Tell glibc's malloc to keep freed memory for reuse (thresholds above), for the rest of the process: a run's
+    steps then reuse the same pages. A no-op where the C library is not glibc. Returned for config.json."""
+    libc = _glibc()
+    if libc is None:
+        return {"allocator": "not glibc: left as it is"}
+    kept = libc.mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_BYTES) == 1 and libc.mallopt(_M_TRIM_THRESHOLD,
+                                                                                 HEAP_TRIM_BYTES) == 1
+    return {"allocator": os.confstr("CS_GNU_LIBC_VERSION"), "kept": kept, "mmap_threshold_bytes": HEAP_MMAP_BYTES,
+            "trim_threshold_bytes": HEAP_TRIM_BYTES}
+
+
+def release_cpu_heap() -> None:
+    """Give the memory glibc kept back to the system (``malloc_trim``): at the end of a run, so a process that goes
+    on after it does not hold the run's peak."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:
@@ -135,4 +184,5 @@ def native_bf16_isa(cpuinfo: str | None = None) -> list[str]:
 
 
 __all__ = ["AMP_MODES", "BF16_CAPABILITY", "DETERMINISTIC_CUBLAS", "NATIVE_BF16_FLAGS", "amp_dtype_for",
-           "default_channels_last", "native_bf16_isa", "resolve_device", "set_backends", "sum_dtype"]
+           "default_channels_last", "keep_cpu_heap", "native_bf16_isa", "release_cpu_heap", "resolve_device",
+           "set_backends", "sum_dtype"]

@@ -8,13 +8,15 @@ Per step: set the scheduled lr, forward under autocast (bf16; fp16 with a grad s
 each auxiliary head's loss for GoogLeNet), backward, SGD step. Loss and accuracy are summed on the device and read
 once per epoch (and about once a second for the progress bar), so the device never waits for the host.
 After each epoch: top-1/top-5 on the validation split, metrics.jsonl, the ``last`` checkpoint, ``best`` weights.
+On the CPU the memory a step frees stays with the process for the next step (``device.keep_cpu_heap``, set with the
+run's backends) and is given back when the run ends.
 
 The same loop runs under ``torchrun`` (``distributed``: sharded loaders, DDP, sums reduced over the ranks, rank 0
 writes), and every decision that ends a run early, a signal, a dead loader worker or a non-finite loss, is taken by
 all ranks at the same step (``stopping``). A run stopped mid-epoch is checkpointed at its last finished step and
 resumes bit-identically on the CPU with the same thread count (a resume reuses the run's own). The run directory is
-held by one process for the run's life (``claim_run_dir``, ``run_files.RunLock``). Weights that became non-finite are never saved
-(``check_weights``).
+held by one process for the run's life (``claim_run_dir``, ``run_files.RunLock``). Weights that became non-finite are
+never saved (``check_weights``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..analysis import analyze
 from ..data import Data, TensorSource, load_data, make_loader
 from ..data.cache import hold_folder
 from ..data.gpu_decode import check_gpu_decode
-from ..device import amp_dtype_for, native_bf16_isa, resolve_device, set_backends, sum_dtype
+from ..device import amp_dtype_for, native_bf16_isa, release_cpu_heap, resolve_device, set_backends, sum_dtype
 from ..errors import UserError
 from ..metrics import classification_metrics
 from ..registry import model_info
@@ -514,5 +516,7 @@ def run_training(config: RunConfig, *, net: nn.Module | None = None, data: Data 
     finally:
         if run.lock is not None:
             run.lock.release()
+        if run.device.type == "cpu":
+            release_cpu_heap()  # the memory the steps kept for each other (set_backends): the run is over
     run.net.eval()
     return RunResult(run.files.out, run.net, result, run.history)
