@@ -24,7 +24,10 @@ import torch
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import UserError
+from cnnzoo.evaluation import load_trained
+from cnnzoo.exporting.exporter import resolve
 from cnnzoo.lab import EXPERIMENTS, LabSettings, get_experiment, paper_number, run_lab
+from cnnzoo.registry import smallest_side
 from cnnzoo.data import load_data
 from cnnzoo.data.cluttered import cluttered_digits
 from cnnzoo.lab.verdict import Check, has_numbers, verdict_line
@@ -142,6 +145,20 @@ def test_a_spec_change_is_the_registered_code_at_another_size(capsys):
         with pytest.raises(UserError, match=text) as info:
             cnnzoo.create_model("resnet20", num_classes=10, spec=changes)
         assert "\n" not in str(info.value)
+
+
+def test_a_changed_spec_has_no_registered_smallest_side_in_training_evaluation_and_export(tmp_path):
+    """resnet20's registered smallest side is 8; with one block per stage it is trained, evaluated and exported at 4
+    px by one rule (``registry.smallest_side``). Export used the registered side and refused the run's own."""
+    assert smallest_side("resnet20") == 8 and smallest_side("resnet20", {"spec": {"depths": [1, 1, 1]}}) is None
+    with pytest.raises(UserError, match="too small for resnet20"):
+        cnnzoo.train("resnet20", data="synthetic:16", image_size=4, epochs=1, device="cpu", progress=False, log=None,
+                     out=tmp_path / "refused")
+    cnnzoo.train("resnet20", data="synthetic:16", image_size=4, epochs=1, device="cpu", progress=False, log=None,
+                 out=tmp_path / "run", model_kwargs={"spec": {"depths": [1, 1, 1]}})
+    trained = load_trained(tmp_path / "run")
+    assert trained.image_size == 4 and trained.model_kwargs == {"spec": {"depths": [1, 1, 1]}}
+    assert resolve(tmp_path / "run", image_size=4).input_size == (3, 4, 4)
 
 
 @pytest.mark.slow  # builds tiny_lab

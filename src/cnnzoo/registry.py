@@ -183,7 +183,8 @@ def register_model(
 
 
 def model_entry(name: str) -> Entry:
-    """The registration of ``name`` (builder, info, fixed kwargs, torchvision key map); unknown names suggest close ones."""
+    """The registration of ``name`` (builder, info, fixed kwargs, torchvision key map); unknown names suggest close
+    ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -207,6 +208,15 @@ def list_families() -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     return model_entry(name).info
+
+
+def smallest_side(name: str, model_kwargs: Mapping[str, Any] | None = None) -> int | None:
+    """The smallest square input side the network ``name``, built with ``model_kwargs``, accepts: its registered
+    ``test_size``; None when ``model_kwargs`` change its spec (the lab's variants), since a changed network has no
+    registered side: a side too small for it fails at its first forward, with the shapes that did not fit."""
+    if model_kwargs and "spec" in model_kwargs:
+        return None
+    return model_info(name).test_size
 
 
 def changed_spec(name: str, spec: Any, changes: Mapping[str, Any]) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..data.load import check_data_spec
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..device import amp_dtype_for, default_channels_last
 from ..errors import UserError
-from ..registry import create_model, model_info
+from ..registry import create_model, model_info, smallest_side
 
 SPLITS = ("val", "train", "all")
 RUN_FILES = ("best.safetensors", "last.safetensors", "last.pt")  # what a run directory offers, in order of choice
@@ -50,6 +50,7 @@ class Trained:
     val_fraction: float
     channels_last: bool = False  # the memory layout ``net`` and its input batches are in
     amp: str | None = None  # the run's --amp ("off", "bf16", "fp16") where it applies here (see ``load_trained``)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # create_model's keywords (a lab variant's spec)
 
     def amp_dtype(self, amp: str | None) -> torch.dtype | None:
         """The autocast dtype of an evaluation: ``amp`` when given, else the run's, else the device's default."""
@@ -99,9 +100,11 @@ def load_trained(
     num_classes = len(classes) if classes else int(meta.get("num_classes") or info.num_classes)
     in_channels = int(meta.get("in_channels") or info.input_size[0])
     image_size = _side(meta, "image_size", path) or info.input_size[1]
-    if image_size < info.test_size and "spec" not in meta.get("model_kwargs", {}):  # a changed spec: no registered side
+    model_kwargs = dict(meta.get("model_kwargs") or {})
+    smallest = smallest_side(name, model_kwargs)
+    if smallest is not None and image_size < smallest:
         raise CheckpointError(f"{path}: its metadata's image_size {image_size} is below the smallest side {name} "
-                              f"accepts ({info.test_size})")
+                              f"accepts ({smallest})")
     default_resize = round(image_size * 256 / 224) if image_size >= 64 else image_size  # ImageNet: 256 -> 224
     eval_resize = _side(meta, "eval_resize", path) or default_resize
     if eval_resize < image_size:
@@ -109,8 +112,7 @@ def load_trained(
     mean = tuple(meta.get("mean") or (IMAGENET_MEAN if in_channels == 3 else (0.449,)))
     std = tuple(meta.get("std") or (IMAGENET_STD if in_channels == 3 else (0.226,)))
     try:  # a torchvision state dict is mapped for the torchvision-compatible variants
-        net = create_model(name, num_classes=num_classes, in_channels=in_channels, weights=state,
-                           **meta.get("model_kwargs", {}))
+        net = create_model(name, num_classes=num_classes, in_channels=in_channels, weights=state, **model_kwargs)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     bad = unusable_tensors(net)
@@ -129,7 +131,8 @@ def load_trained(
                    in_channels=in_channels, image_size=image_size,
                    eval_resize=eval_resize, mean=mean, std=std,
                    data=meta.get("data"), val_fraction=float(meta.get("val_fraction") or 0.2),
-                   channels_last=channels_last, amp=meta.get("amp") if same_kind else None)
+                   channels_last=channels_last, amp=meta.get("amp") if same_kind else None,
+                   model_kwargs=model_kwargs)
 
 
 MAX_SIDE = 2**20  # an image side past this is no image's: its tensors' sizes would overflow

@@ -26,7 +26,7 @@ from .. import files
 from ..errors import UserError
 from ..data.sources import IMAGENET_MEAN, IMAGENET_STD
 from ..evaluation.trained import load_trained
-from ..registry import create_model, model_info
+from ..registry import create_model, model_info, smallest_side
 from ..version import __version__
 from .onnx_export import MIN_OPSET, export_onnx
 from .metadata import PT2_METADATA, encode_metadata
@@ -87,6 +87,7 @@ def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, imag
         net, name, classes = trained.net, trained.name, trained.classes
         channels, side, resize = trained.in_channels, trained.image_size, trained.eval_resize
         mean, std, origin = trained.mean, trained.std, str(trained.path)
+        smallest = smallest_side(name, trained.model_kwargs)
         classes = classes or tuple(str(i) for i in range(trained.num_classes))
     else:
         info = model_info(str(model_or_run))  # an unknown name: one line with the closest names
@@ -95,9 +96,9 @@ def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, imag
         classes = tuple(str(i) for i in range(info.num_classes))
         resize = round(side * 256 / 224) if side >= 64 else side  # as load_trained: ImageNet's 256 -> 224
         mean, std, origin = IMAGENET_MEAN, IMAGENET_STD, "random init"
+        smallest = info.test_size
     if image_size is not None:
-        smallest = model_info(name).test_size
-        if image_size < smallest:
+        if smallest is not None and image_size < smallest:
             raise UserError(f"--image-size {image_size}: {name} needs inputs of at least {smallest} px")
         resize, side = max(image_size, round(image_size * resize / side)), image_size
     return Source(name, net.eval(), tuple(classes), (channels, side, side), resize, tuple(mean), tuple(std), origin)

@@ -44,7 +44,7 @@ from ..data.gpu_decode import DECODE_MODES
 from ..data.load import check_data_spec, check_val_fraction
 from ..device import AMP_MODES
 from ..errors import UnknownNameError, UserError
-from ..registry import ModelInfo, changed_spec, model_entry, model_info
+from ..registry import ModelInfo, changed_spec, model_entry, model_info, smallest_side
 from .recipes import FALSE_WORDS, MAX_EPOCHS, TRUE_WORDS, Range, Recipe, parse_overrides, resolve_recipe
 from .stopping import POLICIES
 
@@ -194,7 +194,7 @@ def configure(
         recipe, reason = (info.recipe if info and info.recipe else "quick"), "model"
     resolved = resolve_recipe(recipe, changes)
     kwargs = parse_model_args(name, model_kwargs or {}) if info else dict(model_kwargs or {})
-    image_size = check_image_size(image_size, info, spec_changed="spec" in kwargs)
+    image_size = check_image_size(image_size, info, kwargs)
     return RunConfig(model=name, recipe=resolved, image_size=image_size,
                      data=data, model_kwargs=kwargs, seed=0 if seed is None else seed, val_fraction=val_fraction,
                      out=None if out is None else str(out), recipe_set=tuple(sorted(changes)), recipe_reason=reason,
@@ -240,9 +240,8 @@ def model_identity(model: str | nn.Module, model_name: str | None) -> tuple[str,
     return model_name or type(model).__name__, None
 
 
-def check_image_size(image_size: int | None, info: ModelInfo | None, *, spec_changed: bool = False) -> int:
-    """The run's input side: in range, and no smaller than the registered network accepts (a network with a changed
-    spec has no registered smallest side: a side too small for it fails at its first forward)."""
+def check_image_size(image_size: int | None, info: ModelInfo | None, model_kwargs: dict[str, Any] | None = None) -> int:
+    """The run's input side: in range, and no smaller than the network accepts (``registry.smallest_side``)."""
     valid = RUN_RANGES["image_size"]
     if image_size is not None and image_size not in valid:
         raise UserError(f"--image-size must be a number of pixels {valid}, got {image_size}")
@@ -251,9 +250,10 @@ def check_image_size(image_size: int | None, info: ModelInfo | None, *, spec_cha
             raise UserError("training a module needs image_size= (the side of its square input)")
         return image_size
     size = info.input_size[1] if image_size is None else image_size
-    if size < info.test_size and not spec_changed:
+    smallest = smallest_side(info.name, model_kwargs)
+    if smallest is not None and size < smallest:
         raise UserError(f"--image-size {size} is too small for {info.name}: the smallest side it accepts is "
-                        f"{info.test_size}")
+                        f"{smallest}")
     return size
 
 
@@ -292,8 +292,8 @@ def check_model_args(kwargs: Mapping[str, Any]) -> None:
             continue
         for item in items:
             if isinstance(item, bool) or not isinstance(item, (int, float)) or item not in valid:
-                raise UserError(f"--model-arg {key}={value}: must be {str(valid).replace('a finite number', 'a number')}"
-                                f"{' (each)' if len(items) > 1 else ''}")
+                allowed = str(valid).replace("a finite number", "a number")
+                raise UserError(f"--model-arg {key}={value}: must be {allowed}{' (each)' if len(items) > 1 else ''}")
 
 
 def model_options(name: str) -> dict[str, tuple[Any, Any]]:
