@@ -96,7 +96,7 @@ def resolve(model_or_run: str | Path, *, weights: str | Path | None = None, imag
         classes = tuple(str(i) for i in range(info.num_classes))
         resize = round(side * 256 / 224) if side >= 64 else side  # as load_trained: ImageNet's 256 -> 224
         mean, std, origin = IMAGENET_MEAN, IMAGENET_STD, "random init"
-        smallest = info.test_size
+        smallest = smallest_side(name)
     if image_size is not None:
         if smallest is not None and image_size < smallest:
             raise UserError(f"--image-size {image_size}: {name} needs inputs of at least {smallest} px")
